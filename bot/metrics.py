@@ -1,0 +1,220 @@
+"""Every Prometheus metric the bot exports, built on a registry the caller passes in.
+
+Names follow Prometheus conventions (base units, ``_total``, ``bot_`` prefix); the HTTP
+histogram uses OpenTelemetry's semantic-convention name as Prometheus spells it. Labels are
+closed enums only: never a PSID, page id, mid, URL or token. The dashboards and alert rules in
+``dashboards/`` depend on these names; ``tests`` check that every name they use is exported.
+"""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bot import __version__
+from bot.events import EventKind
+
+# OTel advisory buckets for HTTP durations; 5 s is Meta's ack budget, 1 s and 2.5 s alert levels.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# Time to first reply: the SLO threshold is 5 s (see dashboards/rules).
+REPLY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HANDSHAKE_RESULTS = ("success", "token_mismatch", "bad_mode", "missing_params")
+SIGNATURE_FAILURE_REASONS = ("missing", "malformed", "mismatch")
+REJECT_REASONS = ("too_large", "bad_signature", "invalid_json", "bad_shape", "wrong_object")
+PROCESS_OUTCOMES = ("handled", "unhandled", "failed", "dead_lettered")
+# Graph error codes we name; anything else is "other". "none" is success, "network" and
+# "timeout" have no Graph code, "http_5xx"/"http_4xx" are answers without a Graph envelope.
+SEND_ERROR_CODES = (
+    "none", "1", "2", "4", "10", "17", "32", "100", "190", "200", "368", "551", "613",
+    "1200", "2018001", "2018278", "80001", "80006", "network", "timeout", "http_5xx",
+    "http_4xx", "other",
+)
+SEND_OUTCOMES = ("success", "transient_error", "permanent_error")
+DROP_REASONS = ("outside_window", "permanent_error", "retries_exhausted", "no_token", "no_recipient")
+
+
+class BotMetrics:
+    """The bot's instruments, registered on ``registry`` (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.http_request_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP server requests.",
+            ["http_request_method", "http_route", "http_response_status_code"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.http_active_requests = Gauge(
+            "http_server_active_requests",
+            "Number of HTTP server requests in flight.",
+            ["http_request_method"],
+            registry=registry,
+        )
+        self.handshakes = Counter(
+            "bot_webhook_verifications_total",
+            "Webhook verification (GET handshake) attempts by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.signature_failures = Counter(
+            "bot_webhook_signature_failures_total",
+            "Webhook POSTs rejected for their X-Hub-Signature-256, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "bot_webhook_requests_rejected_total",
+            "Webhook POSTs answered with a 4xx, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.events_received = Counter(
+            "bot_webhook_events_received_total",
+            "Events accepted into the inbox, by kind.",
+            ["event_type"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "bot_events_duplicate_total",
+            "Events skipped because an event with the same identity was already stored.",
+            ["event_type"],
+            registry=registry,
+        )
+        self.echoes_ignored = Counter(
+            "bot_echoes_ignored_total",
+            "Message echoes (the page's own messages) that produced no reply.",
+            registry=registry,
+        )
+        self.inbox_batch_size = Histogram(
+            "bot_inbox_commit_batch_events",
+            "Events written per inbox commit (group commit).",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=registry,
+        )
+        self.inbox_depth = Gauge(
+            "bot_inbox_pending_events",
+            "Events stored in the inbox and not yet processed.",
+            registry=registry,
+        )
+        self.inbox_oldest_age = Gauge(
+            "bot_inbox_oldest_pending_age_seconds",
+            "Age of the oldest pending event in the inbox (0 when empty).",
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "bot_inbox_wait_seconds",
+            "Time from the edge accepting an event to a worker starting it.",
+            buckets=HANDLER_BUCKETS + (30.0, 60.0),
+            registry=registry,
+        )
+        self.handler_duration = Histogram(
+            "bot_handler_duration_seconds",
+            "Time spent processing one event (handler and its sends), by kind.",
+            ["event_type"],
+            buckets=HANDLER_BUCKETS,
+            registry=registry,
+        )
+        self.events_processed = Counter(
+            "bot_events_processed_total",
+            "Events finished by the workers, by kind and outcome.",
+            ["event_type", "outcome"],
+            registry=registry,
+        )
+        self.handler_retries = Counter(
+            "bot_handler_retries_total",
+            "Handler failures that were scheduled for another attempt.",
+            ["event_type"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "bot_dead_letters_total",
+            "Events moved to the dead-letter store after their last failed attempt.",
+            ["event_type"],
+            registry=registry,
+        )
+        self.dead_letters_stored = Gauge(
+            "bot_dead_letter_events",
+            "Events currently in the dead-letter store.",
+            registry=registry,
+        )
+        self.last_processed = Gauge(
+            "bot_last_processed_timestamp_seconds",
+            "Wall-clock time the workers last finished an event.",
+            registry=registry,
+        )
+        self.workers_busy = Gauge(
+            "bot_workers_busy",
+            "Events being processed right now.",
+            registry=registry,
+        )
+        self.send_requests = Counter(
+            "bot_send_api_requests_total",
+            "Send API calls by outcome and Graph error code.",
+            ["outcome", "error_code"],
+            registry=registry,
+        )
+        self.send_duration = Histogram(
+            "bot_send_api_request_duration_seconds",
+            "Duration of one Send API call (one attempt).",
+            ["outcome"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self.send_retries = Counter(
+            "bot_send_api_retries_total",
+            "Send API attempts retried after a transient failure, by error code.",
+            ["error_code"],
+            registry=registry,
+        )
+        self.replies_dropped = Counter(
+            "bot_replies_dropped_total",
+            "Replies that were not delivered, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.time_to_first_reply = Histogram(
+            "bot_time_to_first_reply_seconds",
+            "From the user's event timestamp to the first successful Send API call for it.",
+            buckets=REPLY_BUCKETS,
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "bot_build_info",
+            "Build information; the value is always 1.",
+            ["version", "python_version"],
+            registry=registry,
+        )
+        self.build_info.labels(version=__version__, python_version=platform.python_version()).set(1)
+        self._initialise_series()
+
+    def _initialise_series(self) -> None:
+        # Pre-create known label sets so rate() and ratios are 0, not empty, before traffic.
+        for result in HANDSHAKE_RESULTS:
+            self.handshakes.labels(result=result)
+        for reason in SIGNATURE_FAILURE_REASONS:
+            self.signature_failures.labels(reason=reason)
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason=reason)
+        for kind in EventKind:
+            self.events_received.labels(event_type=kind.value)
+            self.duplicates.labels(event_type=kind.value)
+            self.dead_letters.labels(event_type=kind.value)
+            for outcome in PROCESS_OUTCOMES:
+                self.events_processed.labels(event_type=kind.value, outcome=outcome)
+        for outcome in SEND_OUTCOMES:
+            self.send_requests.labels(outcome=outcome, error_code="none" if outcome == "success" else "other")
+        self.send_retries.labels(error_code="other")
+        for reason in DROP_REASONS:
+            self.replies_dropped.labels(reason=reason)
+
+
+def error_code_label(code: int | str | None) -> str:
+    """Map a Graph error code (or a transport failure name) to a bounded label value."""
+    if code is None:
+        return "none"
+    text = str(code)
+    return text if text in SEND_ERROR_CODES else "other"

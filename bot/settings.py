@@ -1,0 +1,97 @@
+"""All of the bot's configuration, read from the environment in one place.
+
+Build it once at the entry point (``BotSettings()``) and pass it down; tests build it
+with keyword arguments instead (``BotSettings(app_secret="s", ...)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BotSettings(BaseSettings):
+    """Environment variables are the field names in upper case, e.g. ``MESSENGER_APP_SECRET``."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    # --- Meta credentials (required secrets have no default) ---
+    verify_token: SecretStr = Field(alias="MESSENGER_VERIFY_TOKEN")
+    app_secret: SecretStr = Field(alias="MESSENGER_APP_SECRET")
+    # A second secret accepted during rotation; empty means none.
+    app_secret_previous: SecretStr = Field(default=SecretStr(""), alias="MESSENGER_APP_SECRET_PREVIOUS")
+    page_access_token: SecretStr = Field(alias="MESSENGER_PAGE_ACCESS_TOKEN")
+    page_id: str = Field(default="", alias="MESSENGER_PAGE_ID")
+    # Extra pages for multi-page bots: "page_id=token,page_id=token".
+    page_tokens: SecretStr = Field(default=SecretStr(""), alias="MESSENGER_PAGE_TOKENS")
+    appsecret_proof: bool = Field(default=False, alias="MESSENGER_APPSECRET_PROOF")
+
+    # --- Graph / Send API ---
+    graph_api_base: str = Field(default="https://graph.facebook.com", alias="GRAPH_API_BASE")
+    graph_api_version: str = Field(default="v25.0", alias="GRAPH_API_VERSION")
+    send_timeout_seconds: float = Field(default=10.0, alias="SEND_API_TIMEOUT_SECONDS")
+    send_max_attempts: int = Field(default=4, alias="SEND_API_MAX_ATTEMPTS")
+    send_backoff_base_seconds: float = Field(default=0.2, alias="SEND_API_BACKOFF_BASE_SECONDS")
+    send_backoff_max_seconds: float = Field(default=5.0, alias="SEND_API_BACKOFF_MAX_SECONDS")
+    send_max_connections: int = Field(default=100, alias="SEND_API_MAX_CONNECTIONS")
+
+    # --- HTTP edge ---
+    host: str = Field(default="127.0.0.1", alias="HOST")
+    port: int = Field(default=8000, alias="PORT")
+    max_body_bytes: int = Field(default=1024 * 1024, alias="WEBHOOK_MAX_BODY_BYTES")
+
+    # --- Durable inbox ---
+    inbox_backend: str = Field(default="sqlite", alias="INBOX_BACKEND")
+    inbox_path: Path = Field(default=Path("var/inbox.db"), alias="INBOX_PATH")
+    # FULL survives power loss; NORMAL survives process crashes (kill -9) only.
+    inbox_synchronous: str = Field(default="FULL", alias="INBOX_SYNCHRONOUS")
+    dedup_retention_seconds: float = Field(default=7 * 24 * 3600, alias="DEDUP_RETENTION_SECONDS")
+
+    # --- Workers ---
+    worker_concurrency: int = Field(default=64, alias="WORKER_CONCURRENCY")
+    # Hold each event this long so late-arriving earlier events of the same sender sort first.
+    ordering_window_ms: int = Field(default=100, alias="ORDERING_WINDOW_MS")
+    handler_max_attempts: int = Field(default=5, alias="HANDLER_MAX_ATTEMPTS")
+    handler_backoff_base_seconds: float = Field(default=0.5, alias="HANDLER_BACKOFF_BASE_SECONDS")
+    handlers_module: str = Field(default="bot.default_handlers", alias="BOT_HANDLERS_MODULE")
+    shutdown_grace_seconds: float = Field(default=10.0, alias="SHUTDOWN_GRACE_SECONDS")
+
+    # --- Messaging window ---
+    window_seconds: float = Field(default=24 * 3600, alias="MESSAGING_WINDOW_SECONDS")
+    human_agent_window_seconds: float = Field(default=7 * 24 * 3600, alias="HUMAN_AGENT_WINDOW_SECONDS")
+
+    # --- Logging ---
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("inbox_synchronous")
+    @classmethod
+    def _known_synchronous(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ValueError("INBOX_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
+        return upper
+
+    def app_secrets(self) -> list[bytes]:
+        """Secrets accepted for signatures, current first (two during a rotation)."""
+        secrets = [self.app_secret.get_secret_value()]
+        if self.app_secret_previous.get_secret_value():
+            secrets.append(self.app_secret_previous.get_secret_value())
+        return [s.encode() for s in secrets]
+
+    def page_token_map(self) -> dict[str, str]:
+        """Page id -> page access token; the default page is always present when set."""
+        tokens: dict[str, str] = {}
+        raw = self.page_tokens.get_secret_value().strip()
+        for pair in filter(None, (p.strip() for p in raw.split(","))):
+            page, _, token = pair.partition("=")
+            if page and token:
+                tokens[page.strip()] = token.strip()
+        if self.page_id:
+            tokens.setdefault(self.page_id, self.page_access_token.get_secret_value())
+        return tokens
+
+    def send_api_url(self, page_id: str) -> str:
+        """The Send API URL for one page (no token in it: the token travels separately)."""
+        return f"{self.graph_api_base.rstrip('/')}/{self.graph_api_version}/{page_id}/messages"
