@@ -1,0 +1,259 @@
+"""HttpSendApi against an httpx.MockTransport: retries, classification, metrics, secrecy, spans."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
+
+from bot.metrics import BotMetrics
+from bot.retry import ErrorClass
+from bot.send_api import HttpSendApi
+from bot.settings import BotSettings
+
+PAGE, USER = "104501234567890", "6543210987654321"
+TOKEN = "tok_SECRET_page_token_123"
+APP_SECRET = "app_secret_for_tests"
+Responder = Callable[[httpx.Request], httpx.Response]
+
+
+def settings(**overrides: Any) -> BotSettings:
+    values: dict[str, Any] = {
+        "verify_token": "verify",
+        "app_secret": APP_SECRET,
+        "page_access_token": TOKEN,
+        "page_id": PAGE,
+        "graph_api_base": "http://graph.test",
+        "graph_api_version": "v25.0",
+        "send_max_attempts": 4,
+        "send_backoff_base_seconds": 0.01,
+        "send_backoff_max_seconds": 0.05,
+        **overrides,
+    }
+    return BotSettings(**values)
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"recipient_id": USER, "message_id": "m_sent"})
+
+
+def graph_error(
+    code: int, subcode: int | None = None, status: int = 400, **extra: Any
+) -> Responder:
+    error: dict[str, Any] = {"message": f"(#{code}) boom", "type": "OAuthException", "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    error.update(extra)
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"error": error})
+
+    return respond
+
+
+class Graph:
+    """A scripted Graph: answers with the next responder, repeating the last one."""
+
+    def __init__(self, *script: Responder) -> None:
+        self.script = list(script)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        responder = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        return responder(request)
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r.content) for r in self.requests]
+
+
+class Harness:
+    def __init__(self, graph: Graph, **overrides: Any) -> None:
+        self.registry = CollectorRegistry()
+        self.exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.sleeps: list[float] = []
+        self.api = HttpSendApi(
+            settings(**overrides),
+            BotMetrics(self.registry),
+            tracer_provider=provider,
+            transport=httpx.MockTransport(graph),
+            sleep=self._sleep,
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+async def send(h: Harness, **kwargs: Any) -> Any:
+    try:
+        return await h.api.send(PAGE, USER, {"text": "hi"}, **kwargs)
+    finally:
+        await h.api.aclose()
+
+
+async def test_success_posts_json_to_the_page_messages_url() -> None:
+    graph = Graph(ok)
+    result = await send(Harness(graph))
+    assert (result.ok, result.message_id, result.attempts) == (True, "m_sent", 1)
+    request = graph.requests[0]
+    assert str(request.url) == f"http://graph.test/v25.0/{PAGE}/messages"
+    assert graph.bodies[0] == {
+        "recipient": {"id": USER},
+        "messaging_type": "RESPONSE",
+        "message": {"text": "hi"},
+        "access_token": TOKEN,
+    }
+
+
+async def test_server_error_then_success_delivers_once_and_counts_a_retry() -> None:
+    graph = Graph(lambda r: httpx.Response(502, text="bad gateway"), ok)
+    h = Harness(graph)
+    result = await send(h)
+    assert result.ok and result.attempts == 2
+    assert len(graph.requests) == 2
+    assert h.sample("bot_send_api_retries_total", error_code="http_5xx") == 1
+    assert (
+        h.sample("bot_send_api_requests_total", outcome="transient_error", error_code="http_5xx")
+        == 1
+    )
+    assert h.sample("bot_send_api_requests_total", outcome="success", error_code="none") == 1
+
+
+async def test_invalid_token_is_not_retried() -> None:
+    graph = Graph(graph_error(190))
+    h = Harness(graph)
+    result = await send(h)
+    assert not result.ok and result.error_class is ErrorClass.PERMANENT
+    assert (result.error_code, result.http_status, result.attempts) == (190, 400, 1)
+    assert len(graph.requests) == 1 and h.sleeps == []
+    assert h.sample("bot_send_api_requests_total", outcome="permanent_error", error_code="190") == 1
+
+
+async def test_transient_code_2_is_retried_until_it_succeeds() -> None:
+    graph = Graph(graph_error(2, status=500, is_transient=True), graph_error(2, status=500), ok)
+    h = Harness(graph)
+    result = await send(h)
+    assert result.ok and result.attempts == 3
+    assert h.sample("bot_send_api_retries_total", error_code="2") == 2
+
+
+async def test_rate_limit_613_is_retried_with_a_bounded_longer_backoff() -> None:
+    graph = Graph(graph_error(613))
+    h = Harness(graph)
+    result = await send(h)
+    assert not result.ok and result.transient and result.error_class is ErrorClass.THROTTLED
+    assert len(graph.requests) == 4 == result.attempts
+    assert len(h.sleeps) == 3
+    assert all(0 <= s <= 2 * 0.05 for s in h.sleeps)  # throttle cap: 2 x SEND_API_BACKOFF_MAX
+    assert h.sample("bot_send_api_retries_total", error_code="613") == 3
+
+
+async def test_invalid_json_reply_is_risky_and_not_retried() -> None:
+    graph = Graph(graph_error(1, 1357046))
+    result = await send(Harness(graph))
+    assert result.error_class is ErrorClass.RISKY and not result.transient
+    assert len(graph.requests) == 1
+
+
+async def test_outside_window_error_is_labelled_with_its_subcode() -> None:
+    h = Harness(Graph(graph_error(10, 2018278)))
+    result = await send(h)
+    assert (result.error_code, result.error_subcode) == (10, 2018278)
+    assert (
+        h.sample("bot_send_api_requests_total", outcome="permanent_error", error_code="2018278")
+        == 1
+    )
+
+
+async def test_network_errors_and_timeouts_are_retried() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    h = Harness(Graph(refuse, slow, ok))
+    result = await send(h)
+    assert result.ok and result.attempts == 3
+    assert h.sample("bot_send_api_retries_total", error_code="network") == 1
+    assert h.sample("bot_send_api_retries_total", error_code="timeout") == 1
+
+
+async def test_tag_and_messaging_type_are_sent() -> None:
+    graph = Graph(ok)
+    await send(Harness(graph), messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
+    assert graph.bodies[0]["messaging_type"] == "MESSAGE_TAG"
+    assert graph.bodies[0]["tag"] == "HUMAN_AGENT"
+
+
+async def test_each_page_uses_its_own_token_and_others_the_default() -> None:
+    graph = Graph(ok)
+    h = Harness(graph, page_tokens="222=tok_other")
+    await h.api.send("222", USER, {"text": "a"})
+    await h.api.send("333", USER, {"text": "b"})
+    await h.api.aclose()
+    assert [b["access_token"] for b in graph.bodies] == ["tok_other", TOKEN]
+
+
+async def test_appsecret_proof_is_the_hmac_of_the_token() -> None:
+    graph = Graph(ok)
+    await send(Harness(graph, appsecret_proof=True))
+    expected = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    assert graph.bodies[0]["appsecret_proof"] == expected
+
+
+async def test_token_and_proof_never_reach_url_logs_or_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def echo_token(request: httpx.Request) -> httpx.Response:
+        # A hostile or buggy server quoting our credentials back in its error body.
+        return httpx.Response(400, text=request.content.decode())
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused {request.content.decode()}", request=request)
+
+    proof = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    graph = Graph(refuse, echo_token)
+    caplog.set_level(logging.DEBUG, logger="bot.send_api")
+    result = await send(Harness(graph, appsecret_proof=True, send_max_attempts=2))
+    assert not result.ok and len(graph.requests) == 2
+    assert all(TOKEN not in str(r.url) for r in graph.requests)
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "[REDACTED]" in logged
+    assert TOKEN not in logged and proof not in logged
+    assert TOKEN not in repr(result)
+
+
+async def test_one_client_span_per_attempt_with_traceparent_injected() -> None:
+    graph = Graph(lambda r: httpx.Response(503), ok)
+    h = Harness(graph)
+    await send(h)
+    spans = [s for s in h.exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert len(spans) == 2
+    assert all("traceparent" in r.headers for r in graph.requests)
+    parent_ids = {r.headers["traceparent"].split("-")[2] for r in graph.requests}
+    assert parent_ids == {format(s.context.span_id, "016x") for s in spans}
+    assert all(TOKEN not in str(dict(s.attributes or {})) for s in spans)
+
+
+async def test_missing_token_is_a_permanent_failure_without_a_call() -> None:
+    graph = Graph(ok)
+    result = await send(Harness(graph, page_access_token="", page_id=""))
+    assert not result.ok and result.error_label == "no_token" and graph.requests == []

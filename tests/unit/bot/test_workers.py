@@ -1,0 +1,485 @@
+"""WorkerPool over a MemoryInbox and a recording SendApi: ordering, dedup, windows, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CollectorRegistry
+
+from bot.events import parse_event
+from bot.inbox import InboxRecord, StoredEvent
+from bot.inbox_memory import MemoryInbox
+from bot.metrics import BotMetrics
+from bot.retry import ErrorClass
+from bot.routing import Context, Reply, Router
+from bot.send_api import HttpSendApi, SendResult
+from bot.settings import BotSettings
+from bot.workers import WorkerPool
+
+PAGE = "104501234567890"
+ALICE, BOB = "1000000000000001", "1000000000000002"
+DEADLINE = 5.0
+
+
+def settings(**overrides: Any) -> BotSettings:
+    values: dict[str, Any] = {
+        "verify_token": "verify",
+        "app_secret": "secret",
+        "page_access_token": "tok_page",
+        "page_id": PAGE,
+        "graph_api_base": "http://graph.test",
+        "ordering_window_ms": 0,
+        "handler_max_attempts": 3,
+        "handler_backoff_base_seconds": 0.001,
+        "worker_concurrency": 8,
+        **overrides,
+    }
+    return BotSettings(**values)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def record(
+    psid: str,
+    ts: int | None = None,
+    *,
+    mid: str | None = None,
+    text: str | None = None,
+    traceparent: str | None = None,
+    **fields: Any,
+) -> InboxRecord:
+    """A stored-to-be event; a text message ``t<ts>`` unless other ``fields`` are given."""
+    ts = now_ms() if ts is None else ts
+    message = {"mid": mid or f"m_{psid}_{ts}", "text": text or f"t{ts}"}
+    item: dict[str, Any] = {"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": ts}
+    item.update(fields or {"message": message})
+    event = parse_event(item, page_id=PAGE)
+    return InboxRecord(
+        page_id=PAGE,
+        sender_key=event.user_id or "",
+        kind=event.kind.value,
+        timestamp_ms=ts,
+        dedup_key=event.dedup_key,
+        payload=json.dumps(item),
+        traceparent=traceparent,
+        received_at=time.time(),
+    )
+
+
+class RecordingSendApi:
+    """Records every send; ``answer`` may return a failure or raise for chosen calls."""
+
+    def __init__(
+        self, answer: Callable[[str, dict[str, Any]], Awaitable[SendResult]] | None = None
+    ):
+        self.sent: list[tuple[str, str, str]] = []  # psid, text, messaging_type
+        self.answer = answer
+
+    async def send(
+        self,
+        page_id: str,
+        psid: str,
+        message: dict[str, Any],
+        *,
+        messaging_type: str = "RESPONSE",
+        tag: str | None = None,
+    ) -> SendResult:
+        if self.answer is not None:
+            result = await self.answer(psid, message)
+            if not result.ok:
+                return result
+        self.sent.append((psid, message.get("text", ""), messaging_type))
+        return SendResult(ok=True, message_id=f"m_out_{len(self.sent)}")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def echo_router() -> Router:
+    router = Router()
+    router.on_text(lambda ctx: Reply.text(f"You said: {ctx.text}"))
+    return router
+
+
+class Harness:
+    def __init__(self, router: Router | None = None, send_api: Any = None, **overrides: Any):
+        self.registry = CollectorRegistry()
+        self.metrics = BotMetrics(self.registry)
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.inbox = MemoryInbox()
+        self.settings = settings(**overrides)
+        self.router = router or echo_router()
+        self.send_api = send_api or RecordingSendApi()
+        self.pool = self.new_pool()
+
+    def new_pool(self) -> WorkerPool:
+        return WorkerPool(
+            settings=self.settings,
+            inbox=self.inbox,
+            router=self.router,
+            send_api=self.send_api,
+            metrics=self.metrics,
+            tracer=self.provider.get_tracer("test"),
+            replay_poll_seconds=0.01,
+        )
+
+    async def enqueue(self, *records: InboxRecord) -> list[StoredEvent | None]:
+        return await self.inbox.enqueue(records)
+
+    async def deliver(self, *records: InboxRecord) -> list[StoredEvent | None]:
+        """What the HTTP edge does: durable enqueue, then submit."""
+        stored = await self.enqueue(*records)
+        self.pool.submit(stored)
+        return stored
+
+    async def settle(self) -> None:
+        await asyncio.wait_for(self.pool.join(), DEADLINE)
+
+    def texts(self, psid: str | None = None) -> list[str]:
+        return [text for who, text, _ in self.send_api.sent if psid in (None, who)]
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    harness = Harness()
+    await harness.pool.start()
+    yield harness
+    await harness.pool.stop(grace=1)
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.005)
+
+
+async def test_text_gets_a_reply_and_the_event_is_done(h: Harness) -> None:
+    ts = now_ms()
+    await h.deliver(record(ALICE, ts))
+    await h.settle()
+    assert h.send_api.sent == [(ALICE, f"You said: t{ts}", "RESPONSE")]
+    assert await h.inbox.pending() == []
+    assert h.sample("bot_events_processed_total", event_type="text", outcome="handled") == 1
+    assert h.sample("bot_time_to_first_reply_seconds_count") == 1
+    assert h.sample("bot_inbox_wait_seconds_count") == 1
+    assert await h.inbox.window_opened_at(PAGE, ALICE) == ts
+
+
+async def test_same_sender_is_processed_in_timestamp_order_when_submitted_out_of_order() -> None:
+    h = Harness(ordering_window_ms=300)
+    await h.pool.start()
+    base = now_ms()
+    # The later message arrives first; the earlier one shows up within the ordering window.
+    await h.deliver(record(ALICE, base + 2))
+    await asyncio.sleep(0)
+    await h.deliver(record(ALICE, base + 1), record(BOB, base))
+    await h.deliver(record(ALICE, base + 3))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.texts(ALICE) == [f"You said: t{base + n}" for n in (1, 2, 3)]
+    assert h.texts(BOB) == [f"You said: t{base}"]
+
+
+async def test_different_senders_run_in_parallel() -> None:
+    inside: set[str] = set()
+    both_inside = asyncio.Event()
+    router = Router()
+
+    @router.on_text
+    async def rendezvous(ctx: Context) -> Reply:
+        assert ctx.psid is not None
+        inside.add(ctx.psid)
+        if len(inside) == 2:
+            both_inside.set()
+        await asyncio.wait_for(both_inside.wait(), DEADLINE)  # deadlocks if run one by one
+        return Reply.text("ok")
+
+    h = Harness(router)
+    await h.pool.start()
+    await h.deliver(record(ALICE), record(BOB))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert sorted(h.texts()) == ["ok", "ok"]
+
+
+async def test_one_sender_runs_one_event_at_a_time() -> None:
+    running, peak = 0, 0
+    router = Router()
+
+    @router.on_text
+    async def count(ctx: Context) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)  # let the loop try to start the sender's next event
+        running -= 1
+
+    h = Harness(router)
+    await h.pool.start()
+    base = now_ms()
+    await h.deliver(*(record(ALICE, base + n) for n in range(5)))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert peak == 1
+    assert h.sample("bot_events_processed_total", event_type="text", outcome="handled") == 5
+
+
+async def test_a_duplicate_never_gets_a_second_reply(h: Harness) -> None:
+    first = record(ALICE, mid="m_dup")
+    stored = await h.deliver(first, first)
+    assert stored[1] is None
+    h.pool.submit([stored[0]])  # the same stored event handed over twice
+    await h.deliver(first)
+    await h.settle()
+    h.pool.submit([stored[0]])  # and again after it finished
+    await h.settle()
+    assert len(h.send_api.sent) == 1
+
+
+async def test_echo_gets_no_reply_and_is_counted() -> None:
+    router = echo_router()
+    router.on_echo(lambda ctx: Reply.text("this would loop"))
+    h = Harness(router)
+    await h.pool.start()
+    echo: dict[str, Any] = {
+        "sender": {"id": PAGE},
+        "recipient": {"id": ALICE},
+        "message": {"mid": "m_echo", "is_echo": True, "text": "from the page"},
+    }
+    await h.deliver(record(ALICE, **echo))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.send_api.sent == []
+    assert h.sample("bot_echoes_ignored_total") == 1
+
+
+async def test_reply_outside_the_window_is_not_attempted_and_is_counted(h: Harness) -> None:
+    day_ago = now_ms() - 25 * 3600 * 1000  # a message delivered very late
+    await h.deliver(record(ALICE, day_ago))
+    await h.settle()
+    assert h.send_api.sent == []
+    assert h.sample("bot_replies_dropped_total", reason="outside_window") == 1
+    assert await h.inbox.pending() == []
+
+
+async def test_window_stored_in_the_inbox_allows_a_reply_to_a_non_opening_event() -> None:
+    router = Router()
+    router.on_read(lambda ctx: Reply.text("thanks for reading"))
+    h = Harness(router)
+    await h.inbox.touch_window(PAGE, ALICE, now_ms() - 3600 * 1000)  # written by an earlier run
+    await h.pool.start()
+    await h.deliver(record(ALICE, read={"watermark": now_ms()}), record(BOB, read={"watermark": 1}))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["thanks for reading"]
+    assert h.send_api.sent[0][0] == ALICE
+    assert h.sample("bot_replies_dropped_total", reason="outside_window") == 1
+
+
+async def test_failing_handler_is_retried_then_dead_lettered_while_others_proceed() -> None:
+    release = asyncio.Event()
+    calls = 0
+    router = echo_router()
+
+    @router.on_postback
+    async def poison(ctx: Context) -> Reply:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.wait_for(release.wait(), DEADLINE)  # hangs until Bob got his reply
+        raise RuntimeError("handler bug")
+
+    h = Harness(router)
+    await h.pool.start()
+    base = now_ms()
+    await h.deliver(record(ALICE, base, postback={"mid": "m_pb", "payload": "X"}))
+    await h.deliver(record(ALICE, base + 1), record(BOB, base))
+    await wait_for(lambda: bool(h.texts(BOB)))
+    assert h.texts(ALICE) == []  # Alice's next message waits behind her poison event
+    release.set()
+    await h.settle()
+    await h.pool.stop(grace=1)
+
+    assert calls == 3
+    dead = await h.inbox.dead_letters()
+    assert [d.kind for d in dead] == ["postback"]
+    assert "RuntimeError: handler bug" in (dead[0].last_error or "")
+    assert h.texts(ALICE) == [f"You said: t{base + 1}"]
+    assert h.sample("bot_handler_retries_total", event_type="postback") == 2
+    assert h.sample("bot_dead_letters_total", event_type="postback") == 1
+    assert (
+        h.sample("bot_events_processed_total", event_type="postback", outcome="dead_lettered") == 1
+    )
+
+
+async def test_replayed_dead_letter_reaches_a_running_pool() -> None:
+    fail = True
+    router = Router()
+
+    @router.on_text
+    def flaky(ctx: Context) -> Reply:
+        if fail:
+            raise RuntimeError("down")
+        return Reply.text("back up")
+
+    h = Harness(router, handler_max_attempts=1)
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await h.settle()
+    assert len(await h.inbox.dead_letters()) == 1
+    fail = False
+    assert await h.inbox.replay() == 1
+    await wait_for(lambda: h.texts() == ["back up"])
+    await h.pool.stop(grace=1)
+
+
+async def test_stop_leaves_unprocessed_events_pending_for_the_next_start() -> None:
+    h = Harness(ordering_window_ms=60_000)  # held far longer than the test runs
+    await h.pool.start()
+    await h.deliver(record(ALICE), record(BOB))
+    await h.pool.stop(grace=1)
+    assert not h.pool.running
+    assert len(await h.inbox.pending()) == 2
+    assert h.send_api.sent == []
+
+    h.settings = settings(ordering_window_ms=0)
+    h.pool = h.new_pool()
+    await h.pool.start()
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert len(h.send_api.sent) == 2 and await h.inbox.pending() == []
+
+
+async def test_stop_waits_for_an_in_flight_event() -> None:
+    entered, release = asyncio.Event(), asyncio.Event()
+    router = Router()
+
+    @router.on_text
+    async def slow(ctx: Context) -> Reply:
+        entered.set()
+        await release.wait()
+        return Reply.text("finished")
+
+    h = Harness(router)
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await asyncio.wait_for(entered.wait(), DEADLINE)
+    stopping = asyncio.create_task(h.pool.stop(grace=DEADLINE))
+    await asyncio.sleep(0)
+    release.set()
+    await stopping
+    assert h.texts() == ["finished"] and await h.inbox.pending() == []
+
+
+async def test_restart_after_a_partial_send_does_not_resend() -> None:
+    router = Router()
+    router.on_text(lambda ctx: [Reply.text("one"), Reply.text("two")])
+    h = Harness(router)
+    stored = await h.enqueue(record(ALICE))
+    assert stored[0] is not None
+    await h.inbox.record_reply_sent(stored[0].id, 1)  # a previous run sent "one", then died
+    await h.pool.start()
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["two"]
+    assert h.sample("bot_time_to_first_reply_seconds_count") == 0  # measured by the first run
+
+
+async def test_handler_retry_after_a_partial_send_does_not_resend() -> None:
+    crashed = False
+
+    async def crash_once(psid: str, message: dict[str, Any]) -> SendResult:
+        nonlocal crashed
+        if message["text"] == "two" and not crashed:
+            crashed = True
+            raise RuntimeError("client bug")
+        return SendResult(ok=True)
+
+    router = Router()
+    router.on_text(lambda ctx: [Reply.text("one"), Reply.text("two")])
+    h = Harness(router, RecordingSendApi(crash_once))
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["one", "two"]
+    assert h.sample("bot_events_processed_total", event_type="text", outcome="handled") == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "error_class", "reason"),
+    [
+        (190, ErrorClass.PERMANENT, "permanent_error"),
+        (2, ErrorClass.TRANSIENT, "retries_exhausted"),
+        (613, ErrorClass.THROTTLED, "retries_exhausted"),
+    ],
+)
+async def test_failed_sends_are_counted_as_dropped(
+    code: int, error_class: ErrorClass, reason: str
+) -> None:
+    result = SendResult(ok=False, error_code=code, error_class=error_class)
+
+    async def fail(psid: str, message: dict[str, Any]) -> SendResult:
+        return result
+
+    h = Harness(send_api=RecordingSendApi(fail))
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.sample("bot_replies_dropped_total", reason=reason) == 1
+    assert await h.inbox.pending() == [] and await h.inbox.dead_letters() == []
+
+
+async def test_consumer_span_links_to_producer_and_parents_the_send_api_client_span() -> None:
+    def graph(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"recipient_id": ALICE, "message_id": "m_out"})
+
+    h = Harness()
+    api = HttpSendApi(
+        h.settings, h.metrics, tracer_provider=h.provider, transport=httpx.MockTransport(graph)
+    )
+    h.send_api = api
+    h.pool = h.new_pool()
+    tracer = h.provider.get_tracer("edge")
+    with tracer.start_as_current_span("send bot.inbound", kind=SpanKind.PRODUCER) as producer:
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+    await h.pool.start()
+    await h.deliver(record(ALICE, text="private words", traceparent=carrier["traceparent"]))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    await api.aclose()
+
+    spans = h.exporter.get_finished_spans()
+    consumer = next(s for s in spans if s.kind is SpanKind.CONSUMER)
+    client = next(s for s in spans if s.kind is SpanKind.CLIENT)
+    producer_ctx = producer.get_span_context()
+    assert consumer.name == "process bot.inbound"
+    assert consumer.parent is not None and consumer.parent.span_id == producer_ctx.span_id
+    assert [link.context.span_id for link in consumer.links] == [producer_ctx.span_id]
+    assert client.parent is not None and client.parent.span_id == consumer.context.span_id
+    assert client.context.trace_id == producer_ctx.trace_id
+    attributes = dict(consumer.attributes or {})
+    assert attributes["bot.psid"] == ALICE and attributes["bot.event_type"] == "text"
+    assert "bot.mid" in attributes
+    assert not any("private words" in str(v) for s in spans for v in (s.attributes or {}).values())
