@@ -203,6 +203,7 @@ class BotMetrics:
             self.events_received.labels(event_type=kind.value)
             self.duplicates.labels(event_type=kind.value)
             self.dead_letters.labels(event_type=kind.value)
+            self.handler_retries.labels(event_type=kind.value)
             for outcome in PROCESS_OUTCOMES:
                 self.events_processed.labels(event_type=kind.value, outcome=outcome)
         for outcome in SEND_OUTCOMES:

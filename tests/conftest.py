@@ -25,3 +25,15 @@ def require_binary(name: str) -> str:
     if services_required():
         pytest.fail(f"REQUIRE_SERVICES=1 but {message}")
     pytest.skip(message)
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    """Path of the Prometheus server binary (Debian's ``prometheus`` package)."""
+    return require_binary("prometheus")
+
+
+@pytest.fixture
+def promtool_binary() -> str:
+    """Path of ``promtool`` (comes with Debian's ``prometheus`` package)."""
+    return require_binary("promtool")

@@ -1,0 +1,1 @@
+"""One-command benchmarks that print ratios against a reference run beside them (see README.md)."""

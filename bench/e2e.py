@@ -1,0 +1,262 @@
+"""End to end: the highest event rate at which every reply reaches the Send API stub.
+
+For the bot and for the Express peer (ack, then one ``fetch`` per event), each on core 0
+with the stub and the open-loop generator on core 1, every step on a fresh receiver
+(empty inbox) after a one-second warm-up:
+
+1. an overload probe (``--probe-rate``, default 4000/s) shows the reply rate each manages
+   when swamped, and its p99 ack under overload;
+2. sustain steps at fixed rates, starting at 0.9x that reply rate, growing 1.6x after a
+   pass and bisecting after a miss. A step passes when every POST was acked, the backlog
+   (events sent minus distinct replies at the stub) is under half a second of traffic
+   when the load stops, every reply arrives within a few seconds after, and none twice.
+   The best passing rate is the result.
+
+Targets (bot issue): bot sustained >= 2x Express's, with the bot's p99 ack < 50 ms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.runner import Run, finish_open_loop, open_loop, open_loop_async
+from bench.stats import ratio, table
+from bench.targets import Target, reset_stub, start_bot, start_express, start_stub, stub_stats
+
+DRAIN_SECONDS = 5.0  # after the load: every reply must be in by then
+PROBE_DRAIN_SECONDS = 5.0  # the generator stops waiting for acks after this
+WARM_EVENTS = 100
+MIN_RATE = 25.0
+GROW, SHRINK, TIGHT = 1.6, 0.6, 1.15
+BACKLOG_SECONDS = 0.5  # a passing step ends with less than this much traffic unanswered
+RATIO_TARGET = 2.0
+P99_TARGET_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Replies against events over one load step (pure numbers from the samples)."""
+
+    reply_rate: float  # distinct replies/s reaching the stub while the load ran
+    backlog_end: float  # events sent minus replies when the load stopped
+    backlog_max: float
+
+
+def analyse(
+    samples: Sequence[tuple[float, int]], *, t0: float, rate: float, seconds: float
+) -> Flow:
+    """Reply rate and backlog from ``(monotonic time, distinct replies)`` samples.
+
+    The reply rate is the slope after the first second (warm-up), up to the end of load.
+
+    >>> s = [(t / 4, int(max(0, t / 4 - 0.1) * 100)) for t in range(0, 41)]
+    >>> f = analyse(s, t0=0.0, rate=100, seconds=10)
+    >>> round(f.reply_rate), round(f.backlog_end)
+    (100, 10)
+    """
+    total = rate * seconds
+    window = [(t, u) for t, u in samples if t0 + 1.0 <= t <= t0 + seconds]
+    if len(window) >= 2 and window[-1][0] > window[0][0]:
+        reply_rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+    else:
+        reply_rate = 0.0
+    backlogs = [(t, min(max((t - t0) * rate, 0.0), total) - u) for t, u in samples if t >= t0]
+    during = [b for t, b in backlogs if t <= t0 + seconds]
+    end = min(backlogs, key=lambda tb: abs(tb[0] - (t0 + seconds)), default=(0.0, 0.0))[1]
+    return Flow(reply_rate=reply_rate, backlog_end=end, backlog_max=max(during, default=0.0))
+
+
+@dataclass(frozen=True)
+class Step:
+    target: str
+    rate: float
+    seconds: float
+    acked: int
+    sent: int
+    replies: int
+    duplicates: int
+    reply_rate: float
+    backlog_end: float
+    backlog_max: float
+    drain_s: float | None  # seconds after the load stopped until every acked event had a reply
+    ack_p50_ms: float
+    ack_p99_ms: float
+    gen_cpu: float
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.acked == self.sent
+            and self.duplicates == 0
+            and self.drain_s is not None
+            and self.backlog_end <= max(self.rate * BACKLOG_SECONDS, 50)
+        )
+
+
+def _step(run: Run, target: Target, stub: Target, rate: float, seconds: float) -> Step:
+    reset_stub(stub)
+    bodies: Path = run.bodies(int(rate * seconds) + 1, f"{target.name}-e2e")
+    proc = open_loop_async(
+        target.port, bodies, rate=rate, seconds=seconds, drain_timeout=PROBE_DRAIN_SECONDS
+    )
+    samples: list[tuple[float, int]] = []
+    while proc.poll() is None:
+        samples.append((time.monotonic(), stub_stats(stub)["unique"]))
+        time.sleep(0.2)
+    report = finish_open_loop(proc, timeout=60)
+    t0 = float(report["t0_monotonic"])
+    end = t0 + seconds
+    deadline = max(time.monotonic(), end) + DRAIN_SECONDS
+    stats = stub_stats(stub)
+    while stats["unique"] < report["ok"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats = stub_stats(stub)
+        samples.append((time.monotonic(), stats["unique"]))
+    drain = max(time.monotonic() - end, 0.0) if stats["unique"] >= report["ok"] else None
+    flow = analyse(samples, t0=t0, rate=rate, seconds=seconds)
+    return Step(
+        target=target.name,
+        rate=rate,
+        seconds=seconds,
+        acked=report["ok"],
+        sent=report["sent"],
+        replies=stats["unique"],
+        duplicates=stats["duplicates"],
+        reply_rate=flow.reply_rate,
+        backlog_end=flow.backlog_end,
+        backlog_max=flow.backlog_max,
+        drain_s=drain,
+        ack_p50_ms=report["p50_ms"],
+        ack_p99_ms=report["p99_ms"],
+        gen_cpu=report["cpu_util"],
+    )
+
+
+def _warm_up(run: Run, target: Target, stub: Target) -> None:
+    """JIT, pools and caches warm before measuring: a second of light traffic, drained."""
+    bodies = run.bodies(WARM_EVENTS, f"{target.name}-warm")
+    open_loop(target.port, bodies, rate=WARM_EVENTS, seconds=1.0, drain_timeout=5.0)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while stub_stats(stub)["unique"] < WARM_EVENTS and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _fresh_step(run: Run, name: str, rate: float, seconds: float) -> Step:
+    """Each step gets a fresh receiver (empty inbox) and a fresh stub."""
+    with start_stub(run.dir, latency_ms=run.stub_latency_ms) as stub:
+        if name == "bot":
+            target = start_bot(run.dir, stub.url)
+        else:
+            target = start_express(run.dir, stub.url)
+        with target:
+            _warm_up(run, target, stub)
+            run.log(f"{name}: {rate:.0f} events/s for {seconds:g}s")
+            return _step(run, target, stub, rate, seconds)
+
+
+def next_rate(rate: float, passed: list[float], missed: list[float]) -> float | None:
+    """The next rate to try, or None when the bracket is tight enough.
+
+    >>> next_rate(100, [100], []), next_rate(160, [100], [160]), next_rate(100, [], [100])
+    (160.0, 130.0, 60.0)
+    >>> next_rate(110, [100], [110]) is None
+    True
+    """
+    if not missed:
+        return rate * GROW
+    if not passed:
+        return rate * SHRINK
+    low, high = max(passed), min(missed)
+    if high <= low * TIGHT:
+        return None
+    return (low + high) / 2
+
+
+def measure(run: Run, name: str) -> dict[str, Any]:
+    probe = _fresh_step(run, name, run.probe_rate, run.probe_seconds)
+    rate: float | None = max(0.9 * probe.reply_rate, MIN_RATE)
+    steps: list[Step] = []
+    while rate is not None and len(steps) < run.search_steps:
+        steps.append(_fresh_step(run, name, rate, run.seconds))
+        passed = [s.rate for s in steps if s.passed]
+        missed = [s.rate for s in steps if not s.passed]
+        rate = next_rate(rate, passed, missed)
+    passing = [s for s in steps if s.passed]
+    best = max(passing, key=lambda s: s.rate) if passing else None
+    return {"probe": probe, "steps": steps, "best": best}
+
+
+def run_e2e(run: Run) -> dict[str, Any]:
+    print("\n## End to end", flush=True)
+    found = {name: measure(run, name) for name in ("express", "bot")}
+    rows: list[list[object]] = []
+    for name, res in found.items():
+        for label, step in [("overload probe", res["probe"])] + [
+            ("sustain", s) for s in res["steps"]
+        ]:
+            rows.append(
+                [
+                    name,
+                    label,
+                    step.rate,
+                    step.reply_rate,
+                    step.ack_p99_ms,
+                    step.backlog_end,
+                    "-" if step.drain_s is None else step.drain_s,
+                    step.duplicates,
+                    step.sent - step.acked,
+                    "PASS" if step.passed else "miss",
+                ]
+            )
+    print(
+        table(
+            [
+                "receiver",
+                "step",
+                "events/s in",
+                "replies/s out",
+                "p99 ack ms",
+                "backlog at end",
+                "drain s",
+                "dup replies",
+                "unacked",
+                "sustained",
+            ],
+            rows,
+        )
+    )
+    bot_best: Step | None = found["bot"]["best"]
+    express_best: Step | None = found["express"]["best"]
+    bot_rate = bot_best.rate if bot_best else 0.0
+    express_rate = express_best.rate if express_best else 0.0
+    verdict = {
+        "bot_sustained": bot_rate,
+        "express_sustained": express_rate,
+        "bot_vs_express": ratio(bot_rate, express_rate),
+        "bot_vs_express_ok": ratio(bot_rate, express_rate) >= RATIO_TARGET,
+        "bot_p99_at_sustained_ms": bot_best.ack_p99_ms if bot_best else None,
+        "bot_p99_ok": bool(bot_best and bot_best.ack_p99_ms < P99_TARGET_MS),
+        "express_p99_overload_ms": found["express"]["probe"].ack_p99_ms,
+    }
+    print(
+        f"\nsustained: bot {bot_rate:.0f}/s, express {express_rate:.0f}/s, "
+        f"bot/express = {verdict['bot_vs_express']:.2f} (target >= {RATIO_TARGET:g}): "
+        f"{'PASS' if verdict['bot_vs_express_ok'] else 'MISS'};  bot p99 ack there = "
+        f"{verdict['bot_p99_at_sustained_ms'] or 0:.1f} ms (target < {P99_TARGET_MS:g}): "
+        f"{'PASS' if verdict['bot_p99_ok'] else 'MISS'}",
+        flush=True,
+    )
+    results = {
+        name: {
+            "probe": asdict(res["probe"]),
+            "steps": [asdict(s) for s in res["steps"]],
+        }
+        for name, res in found.items()
+    }
+    results["verdict"] = verdict
+    run.results["e2e"] = results
+    return results

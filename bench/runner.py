@@ -1,0 +1,84 @@
+"""What every benchmark phase shares: the run's folder, durations, and the open-loop runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.events import APP_SECRET, write_bodies
+from bench.procs import LOAD_CPU, PY, BenchError, pinned
+
+
+@dataclass
+class Run:
+    """One ``python -m bench`` invocation: where logs go and how long each phase lasts."""
+
+    dir: Path
+    seconds: float = 6.0  # one measurement (wrk or open-loop)
+    probe_seconds: float = 3.0  # an overload probe in the end-to-end phase
+    probe_rate: float = 4000.0  # events/s offered by that probe: above what anyone sustains
+    stub_latency_ms: float = 0.0  # added by the Send API stub to every request
+    search_steps: int = 5  # sustain steps per receiver in the end-to-end phase
+    results: dict[str, Any] = field(default_factory=dict)
+    _bodies_made: int = 0
+
+    def bodies(self, count: int, label: str) -> Path:
+        """A fresh file of ``count`` signed bodies whose mids were never sent in this run."""
+        self._bodies_made += 1
+        run_id = f"{int(time.time()) % 100000}{label}{self._bodies_made}"
+        path = self.dir / f"bodies-{label}-{self._bodies_made}.txt"
+        return write_bodies(path, APP_SECRET.encode(), count, run_id)
+
+    def log(self, text: str) -> None:
+        print(f"  · {text}", flush=True)
+
+
+def open_loop(
+    port: int,
+    bodies: Path,
+    *,
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+    drain_timeout: float = 15.0,
+) -> dict[str, Any]:
+    """Run ``bench.openloop`` pinned on the load core and return its JSON report."""
+    proc = open_loop_async(
+        port,
+        bodies,
+        rate=rate,
+        seconds=seconds,
+        connections=connections,
+        drain_timeout=drain_timeout,
+    )
+    return finish_open_loop(proc, timeout=seconds + drain_timeout + 30)
+
+
+def open_loop_async(
+    port: int,
+    bodies: Path,
+    *,
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+    drain_timeout: float = 15.0,
+) -> subprocess.Popen[str]:
+    """Start the generator without waiting; read its report with :func:`finish_open_loop`."""
+    cmd = [PY, "-m", "bench.openloop", "--port", str(port), "--rate", f"{rate:.0f}"]
+    cmd += ["--duration", f"{seconds:g}", "--bodies", str(bodies)]
+    cmd += ["--connections", str(connections), "--drain-timeout", f"{drain_timeout:g}"]
+    return subprocess.Popen(
+        pinned(cmd, LOAD_CPU), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish_open_loop(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise BenchError(f"open-loop generator failed:\n{err[-2000:]}")
+    report: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return report

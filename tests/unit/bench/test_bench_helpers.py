@@ -1,0 +1,113 @@
+"""The benchmark's pure helpers: what it sends, how it reads results, how it searches."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from bench.e2e import analyse, next_rate
+from bench.events import APP_SECRET, signed_text_event
+from bench.openloop import response_length
+from bench.procs import BenchError
+from bench.receivers import create_bare_app
+from bench.send_stub import StubState, _batch_items, _decode_call
+from bench.stats import percentile, table
+from bench.wrk import parse_wrk_output
+from bot.signature import verify_signature
+
+SECRET = APP_SECRET.encode()
+
+
+def test_bodies_verify_only_over_the_raw_bytes_meta_sends() -> None:
+    signature, body = signed_text_event(SECRET, seq=3, run="t")
+    reserialised = json.dumps(json.loads(body)).encode()
+    assert verify_signature(body, signature, [SECRET]).ok
+    assert not verify_signature(reserialised, signature, [SECRET]).ok
+    assert body.isascii() and b"\\u00e9" in body and b"\\/" in body
+
+
+def test_each_event_carries_its_own_mid() -> None:
+    bodies = {signed_text_event(SECRET, seq=i, run="t")[1] for i in range(3)}
+    mids = {json.loads(b)["entry"][0]["messaging"][0]["message"]["mid"] for b in bodies}
+    assert len(mids) == 3
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile(list(range(1, 101)), 99) == 99
+    assert percentile([], 99) == 0.0
+
+
+def test_table_aligns_columns() -> None:
+    lines = table(["name", "n"], [["a", 1234], ["longer", 0.5]]).splitlines()
+    assert len({len(line) for line in lines}) == 1
+    assert "1,234" in lines[2]
+
+
+def test_wrk_result_counts_non_2xx_as_errors() -> None:
+    raw = {"requests": 100, "duration_us": 1_000_000, "connect": 0, "read": 0, "write": 0}
+    raw |= {"status": 10, "timeout": 0, "p50_us": 1, "p90_us": 2, "p99_us": 3000, "max_us": 4}
+    raw["wraps"] = 0
+    result = parse_wrk_output("Running...\nBENCH_JSON " + json.dumps(raw) + "\n")
+    assert result.ok_per_s == 90
+    assert result.p99_ms == 3
+
+
+def test_wrk_without_a_result_line_is_an_error() -> None:
+    with pytest.raises(BenchError):
+        parse_wrk_output("unable to connect")
+
+
+def test_response_length_waits_for_the_whole_body() -> None:
+    head = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\n"
+    assert response_length(head + b"ab") is None
+    assert response_length(head + b"abcde" + b"HTTP/1.1") == (401, len(head) + 5)
+
+
+def test_backlog_grows_when_replies_lag_the_offered_rate() -> None:
+    # 100 events/s offered for 5 s, replies at 50/s.
+    samples = [(t / 10, int(t / 10 * 50)) for t in range(51)]
+    flow = analyse(samples, t0=0.0, rate=100, seconds=5)
+    assert flow.reply_rate == pytest.approx(50)
+    assert flow.backlog_end == pytest.approx(250)
+
+
+def test_rate_search_grows_then_bisects_then_stops() -> None:
+    assert next_rate(100, [100], []) == 160
+    assert next_rate(160, [100], [160]) == 130
+    assert next_rate(100, [], [100]) == 60
+    assert next_rate(108, [100], [108]) is None
+
+
+def test_stub_counts_distinct_and_repeated_replies() -> None:
+    state = StubState()
+    for text in ("a", "b", "a"):
+        state.record({"recipient": {"id": "1"}, "message": {"text": text}})
+    snapshot = state.snapshot()
+    assert (snapshot["calls"], snapshot["unique"], snapshot["duplicates"]) == (3, 2, 1)
+
+
+def test_stub_reads_graph_batches_as_form_or_json() -> None:
+    form = urlencode({"batch": json.dumps([{"body": "message=%7B%7D"}])}).encode()
+    assert len(_batch_items(form, b"application/x-www-form-urlencoded")) == 1
+    call = _decode_call('recipient={"id":"7"}&message={"text":"hi"}', b"")
+    assert call["recipient"] == {"id": "7"} and call["message"] == {"text": "hi"}
+
+
+async def test_bare_receiver_acks_signed_events_and_rejects_forgeries() -> None:
+    app = create_bare_app(SECRET)
+    signature, body = signed_text_event(SECRET, seq=1, run="t")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        good = await client.post(
+            "/webhook", content=body, headers={"X-Hub-Signature-256": signature}
+        )
+        bad = await client.post(
+            "/webhook", content=body + b" ", headers={"X-Hub-Signature-256": signature}
+        )
+        count = await client.get("/_count")
+    assert (good.status_code, good.text) == (200, "EVENT_RECEIVED")
+    assert bad.status_code == 401
+    assert count.text == "1"
