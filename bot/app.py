@@ -1,0 +1,177 @@
+"""App factory: wires the edge, inbox, worker pool and Send API client into one FastAPI app.
+
+>>> app = create_app(BotSettings(), registry=CollectorRegistry())  # doctest: +SKIP
+
+Collaborators passed in belong to the caller (opened here if needed, never closed here);
+the ones built by default are created in the lifespan and closed on shutdown in order:
+worker pool (finishing in-flight work up to the grace period), Send API client, inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from starlette.types import Receive, Scope, Send
+
+from bot import __version__
+from bot.http_metrics import HttpMetricsMiddleware
+from bot.inbox import Inbox
+from bot.metrics import BotMetrics
+from bot.routing import Router, load_router
+from bot.send_api import HttpSendApi, SendApi
+from bot.settings import BotSettings
+from bot.tracing import build_tracer_provider, instrument_app
+from bot.webhook import WebhookEdge
+from bot.webhook_lane import WebhookLane
+from bot.workers import WorkerPool
+
+log = logging.getLogger("bot.app")
+
+SERVICE_NAME = "messenger-bot"
+
+
+def create_app(
+    settings: BotSettings,
+    *,
+    inbox: Inbox | None = None,
+    send_api: SendApi | None = None,
+    router: Router | None = None,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> FastAPI:
+    """Build the bot's ASGI app; nothing is opened until the lifespan starts."""
+    metrics = BotMetrics(registry if registry is not None else CollectorRegistry())
+    own_provider = tracer_provider is None
+    provider = (
+        tracer_provider if tracer_provider is not None else build_tracer_provider(SERVICE_NAME)
+    )
+    tracer = provider.get_tracer("bot", __version__)
+    edge = WebhookEdge(settings, metrics, tracer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            the_inbox = inbox if inbox is not None else _default_inbox(settings, metrics)
+            await the_inbox.open()
+            if inbox is None:
+                stack.push_async_callback(the_inbox.close)
+            the_send_api = send_api
+            if the_send_api is None:
+                the_send_api = HttpSendApi(settings, metrics, tracer_provider=provider)
+                stack.push_async_callback(the_send_api.aclose)
+            pool = WorkerPool(
+                settings=settings,
+                inbox=the_inbox,
+                router=router if router is not None else load_router(settings.handlers_module),
+                send_api=the_send_api,
+                metrics=metrics,
+                tracer=tracer,
+            )
+            await pool.start()
+            # Callbacks run last-in first-out: pool first, then Send API, then inbox.
+            stack.push_async_callback(pool.stop, settings.shutdown_grace_seconds)
+            stack.callback(edge.detach)
+            edge.attach(the_inbox, pool)
+            purger = asyncio.create_task(
+                _purge_forever(the_inbox, settings.dedup_retention_seconds), name="inbox-purge"
+            )
+            stack.push_async_callback(_cancel, purger)
+            app.state.inbox, app.state.pool, app.state.metrics = the_inbox, pool, metrics
+            log.info("bot started", extra={"log_type": "lifecycle"})
+            yield
+            log.info("bot stopping", extra={"log_type": "lifecycle"})
+        if own_provider and isinstance(provider, TracerProvider):
+            provider.shutdown()  # flushes the OTLP exporter, if any
+
+    app = BotApp(
+        title="messenger-bot",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.router.routes.extend(edge.routes())
+    app.webhook_lane = WebhookLane(edge, metrics, tracer)
+    app.state.edge = edge
+    app.state.metrics = metrics
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    instrument_app(app, provider)
+    return app
+
+
+class BotApp(FastAPI):
+    """FastAPI with a fast lane: ``POST /webhook`` skips the middleware stack (see
+    ``bot.webhook_lane``); every other request takes the normal, instrumented path."""
+
+    webhook_lane: WebhookLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.webhook_lane
+        if lane is not None and lane.handles(scope):
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory bot.app:create_app_from_env``."""
+    from bot.jsonlog import configure_logging
+
+    settings = BotSettings()  # type: ignore[call-arg]  # required values come from the env
+    configure_logging(settings.log_level, secret_values(settings))
+    return create_app(settings)
+
+
+def secret_values(settings: BotSettings) -> list[str]:
+    """Every secret the process knows, for the log redactor."""
+    values = [
+        settings.app_secret.get_secret_value(),
+        settings.app_secret_previous.get_secret_value(),
+        settings.verify_token.get_secret_value(),
+        settings.page_access_token.get_secret_value(),
+        *settings.page_token_map().values(),
+    ]
+    return [v for v in values if v]
+
+
+def _default_inbox(settings: BotSettings, metrics: BotMetrics) -> Inbox:
+    if settings.inbox_backend == "memory":
+        from bot.inbox_memory import MemoryInbox
+
+        return MemoryInbox()
+    from bot.inbox_sqlite import SqliteInbox
+
+    return SqliteInbox(
+        settings.inbox_path,
+        synchronous=settings.inbox_synchronous,
+        on_commit=metrics.inbox_batch_size.observe,
+    )
+
+
+async def _purge_forever(inbox: Inbox, retention_seconds: float) -> None:
+    """Forget done events past their dedup retention, a few times per retention period."""
+    interval = min(3600.0, max(1.0, retention_seconds / 4))
+    while True:
+        try:
+            removed = await inbox.purge(time.time() - retention_seconds)
+        except Exception as exc:  # try again next round; the inbox may be briefly busy
+            log.warning("inbox purge failed: %s", exc, extra={"log_type": "lifecycle"})
+        else:
+            if removed:
+                log.info("purged %d done events", removed, extra={"log_type": "lifecycle"})
+        await asyncio.sleep(interval)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,183 @@
+"""``messenger-bot``: run the service, or inspect and replay dead letters.
+
+    messenger-bot [serve] [--fd N]
+    messenger-bot dead-letters list [--json] [--limit N] [--inbox PATH]
+    messenger-bot dead-letters replay (--all | --id N [--id N ...]) [--inbox PATH]
+
+``serve`` runs one uvicorn process (uvloop, httptools) on ``HOST``/``PORT``, or on an
+already-bound listening socket passed as file descriptor ``--fd`` (supervisors and tests
+use this to avoid port races). A missing or invalid setting stops start-up with exit code 2
+and one line naming the variable, never its value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.settings import BotSettings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_STARTUP = 0, 1, 2, 3
+# Placeholders so tools that only need INBOX_PATH work without the service's secrets.
+_NO_SECRETS = {
+    "MESSENGER_VERIFY_TOKEN": "unused",
+    "MESSENGER_APP_SECRET": "unused",
+    "MESSENGER_PAGE_ACCESS_TOKEN": "unused",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in (None, "serve"):
+        return serve(fd=getattr(args, "fd", None))
+    inbox_path = args.inbox
+    if inbox_path is None:
+        settings = _settings(**_NO_SECRETS)
+        if settings is None:
+            return EXIT_USAGE
+        inbox_path = settings.inbox_path
+    if not Path(inbox_path).exists():
+        print(f"messenger-bot: no inbox at {inbox_path}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.action == "list":
+        return asyncio.run(_list_dead_letters(Path(inbox_path), args.limit, as_json=args.json))
+    return asyncio.run(_replay(Path(inbox_path), None if args.all else args.ids))
+
+
+def serve(*, fd: int | None = None) -> int:
+    """Run the bot until SIGINT/SIGTERM; returns the process exit code."""
+    settings = _settings()
+    if settings is None:
+        return EXIT_USAGE
+    import uvicorn
+
+    from bot.app import create_app, secret_values
+    from bot.jsonlog import configure_logging
+
+    configure_logging(settings.log_level, secret_values(settings))
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,  # keep our JSON handler (configured above)
+        access_log=False,  # the HTTP metrics and traces cover requests; a log line each is waste
+        server_header=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+    )
+    server = uvicorn.Server(config)
+    sockets = [socket.socket(fileno=fd)] if fd is not None else None
+    server.run(sockets=sockets)
+    return EXIT_OK if server.started else EXIT_STARTUP
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming the offending variables, without echoing any value."""
+    missing = [_name(e) for e in exc.errors() if e["type"] == "missing"]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        return f"missing required setting{plural} {', '.join(missing)}"
+    first = exc.errors()[0]
+    return f"invalid setting {_name(first)}: {first['msg']}"
+
+
+def _settings(**overrides: Any) -> BotSettings | None:
+    try:
+        return BotSettings(**overrides)
+    except ValidationError as exc:
+        print(f"messenger-bot: {describe_settings_error(exc)}", file=sys.stderr)
+        return None
+
+
+def _name(error: Any) -> str:
+    loc = error.get("loc") or ("?",)
+    return str(loc[0])
+
+
+async def _list_dead_letters(path: Path, limit: int, *, as_json: bool) -> int:
+    from bot.inbox_sqlite import SqliteInbox
+
+    inbox = SqliteInbox(path)
+    await inbox.open()
+    try:
+        dead = await inbox.dead_letters(limit)
+    finally:
+        await inbox.close()
+    if as_json:
+        rows = [
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "page_id": e.page_id,
+                "sender": e.sender_key,
+                "timestamp_ms": e.timestamp_ms,
+                "received_at": e.received_at,
+                "attempts": e.attempts,
+                "replies_sent": e.replies_sent,
+                "last_error": e.last_error,
+                "dedup_key": e.dedup_key,
+                "payload": json.loads(e.payload),
+            }
+            for e in dead
+        ]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not dead:
+        print("no dead letters")
+        return EXIT_OK
+    print(f"{'id':>8}  {'kind':<18} {'received (UTC)':<20} {'attempts':>8}  last error")
+    for e in dead:
+        received = datetime.fromtimestamp(e.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{e.id:>8}  {e.kind:<18} {received:<20} {e.attempts:>8}  {e.last_error or ''}")
+    return EXIT_OK
+
+
+async def _replay(path: Path, ids: list[int] | None) -> int:
+    from bot.inbox_sqlite import SqliteInbox
+
+    inbox = SqliteInbox(path)
+    await inbox.open()
+    try:
+        count = await inbox.replay(ids)
+    finally:
+        await inbox.close()
+    print(f"replayed {count} dead letter{'s' if count != 1 else ''}")
+    if ids is not None and count < len(set(ids)):
+        print("messenger-bot: some ids were not dead letters", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="messenger-bot", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    serve_cmd = commands.add_parser("serve", help="run the webhook service (default)")
+    serve_cmd.add_argument("--fd", type=int, help="serve on this already-listening socket")
+    dead = commands.add_parser("dead-letters", help="inspect or replay dead-lettered events")
+    actions = dead.add_subparsers(dest="action", required=True)
+    for name in ("list", "replay"):
+        action = actions.add_parser(name)
+        action.add_argument("--inbox", type=Path, help="SQLite inbox file (default: INBOX_PATH)")
+        if name == "list":
+            action.add_argument("--json", action="store_true", help="machine-readable output")
+            action.add_argument("--limit", type=int, default=100)
+        else:
+            which = action.add_mutually_exclusive_group(required=True)
+            which.add_argument("--all", action="store_true", help="replay every dead letter")
+            which.add_argument("--id", type=int, action="append", dest="ids", metavar="N")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
