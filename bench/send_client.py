@@ -38,7 +38,10 @@ async def _drive(call: Callable[[int], Awaitable[int]], seconds: float, in_fligh
     async def loop() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            done += await call(next(counter))
+            # Await first: `done += await ...` reads `done` before suspending and loses
+            # the counts of calls that finished concurrently.
+            finished = await call(next(counter))
+            done += finished
 
     await asyncio.gather(*(loop() for _ in range(in_flight)))
     return done
