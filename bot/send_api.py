@@ -1,12 +1,12 @@
-"""Send API client: one pooled httpx client, Graph error classification, bounded retries.
+"""Send API client: bounded in-flight requests, opportunistic Graph batching, bounded retries.
 
 >>> api = HttpSendApi(settings, BotMetrics(registry), tracer_provider=provider)  # doctest: +SKIP
 >>> result = await api.send("104501234567890", "6543210987654321", {"text": "hi"})  # doctest: +SKIP
 >>> result.ok, result.message_id, result.attempts  # doctest: +SKIP
 (True, 'm_...', 1)
 
-The page token travels as ``access_token`` in the JSON body, never in the URL, so it cannot
-leak through access logs, span ``url.full`` attributes or httpx exception texts.
+The page token travels as ``access_token`` in the request body, never in the URL, so it
+cannot leak through access logs, span ``url.full`` attributes or httpx exception texts.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,17 +21,28 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.trace import TracerProvider
+from opentelemetry.trace import SpanContext, StatusCode, TracerProvider
 
-from bot.metrics import SEND_ERROR_CODES, BotMetrics, error_code_label
-from bot.retry import ErrorClass, RetryPolicy, classify_graph_error
+from bot.coalescer import Coalescer
+from bot.metrics import BotMetrics
+from bot.retry import ErrorClass, RetryPolicy
+from bot.send_wire import (
+    Answer,
+    batch_body,
+    batch_item,
+    call_fields,
+    decode_answer,
+    decode_batch,
+    single_body,
+    transport_failure,
+)
 from bot.settings import BotSettings
 
 logger = logging.getLogger("bot.send_api")
 
 _REDACTED = "[REDACTED]"
-_MAX_LOGGED_BODY = 2000
 _JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -75,12 +85,27 @@ class SendApi(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(slots=True)
+class _Call:
+    """One message on its way; ``attempt`` counts up as ``send`` retries it."""
+
+    page_id: str
+    token: str
+    fields: dict[str, Any]
+    attempt: int = 0
+    # The caller's span, linked from a batch span when another call leads the batch.
+    span_context: SpanContext | None = None
+
+
 class HttpSendApi:
     """``SendApi`` over HTTP to Graph (or mock_meta at ``GRAPH_API_BASE``).
 
-    One ``httpx.AsyncClient`` with a keep-alive pool of ``SEND_API_MAX_CONNECTIONS`` serves
-    every send; each attempt is a CLIENT span (httpx instrumentation, which also injects
-    ``traceparent``). ``transport`` replaces the network (``httpx.MockTransport`` or an
+    At most ``SEND_API_MAX_IN_FLIGHT`` requests are in flight (httpx's pool costs more CPU
+    per call as connections grow, see ``bench``). A call that finds a free slot goes alone to
+    ``/{page_id}/messages``; calls that pile up behind busy slots go out as Graph batch
+    requests of up to ``SEND_API_BATCH_MAX`` calls per page token (``SEND_API_BATCH=false``
+    turns that off). Every call gets its own answer, error classification, retries and
+    metrics either way. ``transport`` replaces the network (``httpx.MockTransport`` or an
     ``httpx.ASGITransport`` onto the mock in tests); ``sleep`` and ``retry_policy`` are
     injectable so retry tests run in milliseconds.
     """
@@ -108,15 +133,28 @@ class HttpSendApi:
         self._app_secret = settings.app_secret.get_secret_value().encode()
         self._proofs: dict[str, str] = {}
         self._urls: dict[str, httpx.URL] = {}
+        base = settings.graph_api_base.rstrip("/")
+        self._batch_url = httpx.URL(f"{base}/{settings.graph_api_version}/")
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        limit = max(1, min(settings.send_max_in_flight, settings.send_max_connections))
+        self._lanes: Coalescer[_Call, Answer] = Coalescer(
+            limit=limit,
+            batch_max=settings.send_batch_max if settings.send_batch else 1,
+            send_one=self._send_one,
+            send_many=self._send_many,
+            key=lambda call: call.token,
+            abandoned=lambda call: transport_failure("network", "batch request cancelled"),
+        )
         timeout = settings.send_timeout_seconds
         self._client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(
                 connect=min(timeout, 5.0), read=timeout, write=timeout, pool=timeout
             ),
+            # The coalescer never has more than `limit` requests out: no pool queueing.
             limits=httpx.Limits(
-                max_connections=settings.send_max_connections,
-                max_keepalive_connections=settings.send_max_connections,
+                max_connections=limit,
+                max_keepalive_connections=limit,
                 # Keep idle connections long enough to survive gaps between bursts.
                 keepalive_expiry=60.0,
             ),
@@ -139,159 +177,139 @@ class HttpSendApi:
             return SendResult(
                 ok=False, error_class=ErrorClass.PERMANENT, attempts=0, error_label="no_token"
             )
-        body: dict[str, Any] = {
-            "recipient": {"id": psid},
-            "messaging_type": messaging_type,
-            "message": message,
-        }
-        if tag:
-            body["tag"] = tag
-        body["access_token"] = token
-        secrets = [token]
-        if self._settings.appsecret_proof:
-            proof = self._proof(token)
-            body["appsecret_proof"] = proof
-            secrets.append(proof)
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        url = self._urls.get(page_id)
-        if url is None:  # parsed once per page: URL parsing is a visible cost per request
-            url = self._urls[page_id] = httpx.URL(self._settings.send_api_url(page_id))
-
-        attempt = 0
+        call = _Call(page_id, token, call_fields(psid, message, messaging_type, tag))
         while True:
-            attempt += 1
-            result = await self._attempt(url, content, attempt, secrets, page_id)
-            if result.ok or result.error_class is None:
-                return result
-            if not self._policy.should_retry(result.error_class, attempt):
-                return result
-            self._metrics.send_retries.labels(error_code=result.error_label).inc()
-            await self._sleep(self._policy.delay(result.error_class, attempt))
+            call.attempt += 1
+            # If another call ends up leading our batch, its batch span links to our span.
+            call.span_context = trace.get_current_span().get_span_context()
+            answer = await self._lanes.submit(call)
+            if answer.ok or answer.error_class is None:
+                return _result(answer, call.attempt)
+            if not self._policy.should_retry(answer.error_class, call.attempt):
+                return _result(answer, call.attempt)
+            self._metrics.send_retries.labels(error_code=answer.label).inc()
+            await self._sleep(self._policy.delay(answer.error_class, call.attempt))
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free request slot (they will go out in a batch)."""
+        return self._lanes.queued
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _attempt(
-        self, url: httpx.URL, content: bytes, attempt: int, secrets: list[str], page_id: str
-    ) -> SendResult:
+    async def _send_one(self, call: _Call) -> Answer:
+        url = self._urls.get(call.page_id)
+        if url is None:  # parsed once per page: URL parsing is a visible cost per request
+            url = self._urls[call.page_id] = httpx.URL(self._settings.send_api_url(call.page_id))
+        credentials = self._credentials(call.token)
         started = time.perf_counter()
-        try:
-            response = await self._client.post(url, content=content, headers=_JSON_HEADERS)
-        except httpx.TimeoutException as exc:
-            detail = _redact(repr(exc), secrets)
-            return self._failed(started, attempt, page_id, label="timeout", detail=detail)
-        except httpx.HTTPError as exc:
-            detail = _redact(repr(exc), secrets)
-            return self._failed(started, attempt, page_id, label="network", detail=detail)
+        answer = await self._post(url, single_body(call.fields, credentials))
+        if not isinstance(answer, Answer):
+            answer = decode_answer(answer.status_code, answer.content)
+        self._record(call, answer, time.perf_counter() - started, credentials)
+        return answer
 
-        status = response.status_code
-        payload = _json_or_none(response.content)
-        if 200 <= status < 300:
+    async def _send_many(self, calls: list[_Call]) -> list[Answer]:
+        """One Graph batch request for ``calls`` (all with the same token)."""
+        credentials = self._credentials(calls[0].token)
+        links = [trace.Link(c.span_context) for c in calls[1:] if c.span_context is not None]
+        content = batch_body([batch_item(c.page_id, c.fields) for c in calls], credentials)
+        with self._tracer.start_as_current_span("send_api batch", links=links) as span:
+            span.set_attribute("bot.send_api.batch_size", len(calls))
+            started = time.perf_counter()
+            response = await self._post(self._batch_url, content)
             elapsed = time.perf_counter() - started
+            if isinstance(response, Answer):  # no answer at all: transient for every call
+                answers = [response] * len(calls)
+            else:
+                answers = decode_batch(response.status_code, response.content, len(calls))
+            # decode_batch repeats one Answer when the request failed as a whole: log it once.
+            whole_failed = not answers[0].ok and all(a is answers[0] for a in answers)
+            if whole_failed:
+                span.set_status(StatusCode.ERROR, answers[0].label)
+                self._log_failure(calls[0], answers[0], credentials, calls=len(calls))
+        for call, answer in zip(calls, answers, strict=True):
+            self._record(call, answer, elapsed, credentials, log=not whole_failed)
+        return answers
+
+    async def _post(self, url: httpx.URL, content: bytes) -> httpx.Response | Answer:
+        """The response, or a transport-failure ``Answer`` (redact its detail before logging)."""
+        try:
+            return await self._client.post(url, content=content, headers=_JSON_HEADERS)
+        except httpx.TimeoutException as exc:
+            return transport_failure("timeout", repr(exc))
+        except httpx.HTTPError as exc:
+            return transport_failure("network", repr(exc))
+
+    def _record(
+        self,
+        call: _Call,
+        answer: Answer,
+        elapsed: float,
+        credentials: dict[str, str],
+        *,
+        log: bool = True,
+    ) -> None:
+        """Per-call metrics (one call = one sample even inside a batch) and the failure log."""
+        if answer.ok:
             self._metrics.send_requests.labels(outcome="success", error_code="none").inc()
             self._metrics.send_duration.labels(outcome="success").observe(elapsed)
-            message_id = payload.get("message_id") if isinstance(payload, dict) else None
-            return SendResult(
-                ok=True,
-                message_id=message_id if isinstance(message_id, str) else None,
-                http_status=status,
-                attempts=attempt,
-            )
-        error = payload.get("error") if isinstance(payload, dict) else None
-        code = subcode = None
-        is_transient = False
-        if isinstance(error, dict):
-            code = _as_int(error.get("code"))
-            subcode = _as_int(error.get("error_subcode"))
-            is_transient = error.get("is_transient") is True
-        if code is None:
-            label = "http_5xx" if status >= 500 else "http_4xx"
-        elif subcode is not None and str(subcode) in SEND_ERROR_CODES:
-            label = str(subcode)  # the subcodes we alert on (outside window, no such user)
-        else:
-            label = error_code_label(code)
-        detail = _redact(response.text[:_MAX_LOGGED_BODY], secrets)
-        return self._failed(
-            started,
-            attempt,
-            page_id,
-            label=label,
-            detail=detail,
-            status=status,
-            code=code,
-            subcode=subcode,
-            is_transient=is_transient,
-        )
+            return
+        retryable = answer.error_class is not None and answer.error_class.retryable
+        outcome = "transient_error" if retryable else "permanent_error"
+        self._metrics.send_requests.labels(outcome=outcome, error_code=answer.label).inc()
+        self._metrics.send_duration.labels(outcome=outcome).observe(elapsed)
+        if log:
+            self._log_failure(call, answer, credentials)
 
-    def _failed(
-        self,
-        started: float,
-        attempt: int,
-        page_id: str,
-        *,
-        label: str,
-        detail: str,
-        status: int | None = None,
-        code: int | None = None,
-        subcode: int | None = None,
-        is_transient: bool = False,
-    ) -> SendResult:
-        error_class = classify_graph_error(status, code, subcode, is_transient)
-        outcome = "transient_error" if error_class.retryable else "permanent_error"
-        self._metrics.send_requests.labels(outcome=outcome, error_code=label).inc()
-        self._metrics.send_duration.labels(outcome=outcome).observe(time.perf_counter() - started)
+    def _log_failure(
+        self, call: _Call, answer: Answer, credentials: dict[str, str], *, calls: int = 1
+    ) -> None:
+        error_class = answer.error_class.value if answer.error_class else None
         logger.warning(
-            "Send API call failed: %s (%s)",
-            label,
-            error_class.value,
+            "Send API call failed: %s (%s)%s",
+            answer.label,
+            error_class,
+            f", whole batch of {calls}" if calls > 1 else "",
             extra={
                 "log_type": "send_api",
-                "page_id": page_id,
-                "attempt": attempt,
-                "http_status": status,
-                "error_code": code,
-                "error_subcode": subcode,
-                "error_class": error_class.value,
-                "detail": detail,
+                "page_id": call.page_id,
+                "attempt": call.attempt,
+                "http_status": answer.http_status,
+                "error_code": answer.error_code,
+                "error_subcode": answer.error_subcode,
+                "error_class": error_class,
+                "calls": calls,
+                "detail": _redact(answer.detail, credentials.values()),
             },
         )
-        return SendResult(
-            ok=False,
-            error_code=code,
-            error_subcode=subcode,
-            error_class=error_class,
-            http_status=status,
-            attempts=attempt,
-            error_label=label,
-        )
 
-    def _proof(self, token: str) -> str:
+    def _credentials(self, token: str) -> dict[str, str]:
+        if not self._settings.appsecret_proof:
+            return {"access_token": token}
         proof = self._proofs.get(token)
         if proof is None:
             proof = hmac.new(self._app_secret, token.encode(), hashlib.sha256).hexdigest()
             self._proofs[token] = proof
-        return proof
+        return {"access_token": token, "appsecret_proof": proof}
 
 
-def _redact(text: str, secrets: list[str]) -> str:
+def _result(answer: Answer, attempts: int) -> SendResult:
+    return SendResult(
+        ok=answer.ok,
+        message_id=answer.message_id,
+        error_code=answer.error_code,
+        error_subcode=answer.error_subcode,
+        error_class=answer.error_class,
+        http_status=answer.http_status,
+        attempts=attempts,
+        error_label=answer.label,
+    )
+
+
+def _redact(text: str, secrets: Any) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, _REDACTED)
     return text
-
-
-def _json_or_none(content: bytes) -> Any:
-    try:
-        return json.loads(content) if content else None
-    except ValueError:
-        return None
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None

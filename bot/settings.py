@@ -36,6 +36,12 @@ class BotSettings(BaseSettings):
     send_backoff_base_seconds: float = Field(default=0.2, alias="SEND_API_BACKOFF_BASE_SECONDS")
     send_backoff_max_seconds: float = Field(default=5.0, alias="SEND_API_BACKOFF_MAX_SECONDS")
     send_max_connections: int = Field(default=100, alias="SEND_API_MAX_CONNECTIONS")
+    # Requests in flight at once (also the pool size, capped by SEND_API_MAX_CONNECTIONS):
+    # httpx's per-call CPU grows with connections; calls beyond this wait and are batched.
+    send_max_in_flight: int = Field(default=4, ge=1, alias="SEND_API_MAX_IN_FLIGHT")
+    # Coalesce waiting calls into Graph batch requests (reference §8: at most 50 per batch).
+    send_batch: bool = Field(default=True, alias="SEND_API_BATCH")
+    send_batch_max: int = Field(default=50, ge=1, le=50, alias="SEND_API_BATCH_MAX")
 
     # --- HTTP edge ---
     host: str = Field(default="127.0.0.1", alias="HOST")
