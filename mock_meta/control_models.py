@@ -1,0 +1,167 @@
+"""Request bodies of the control API (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ActionType = Literal[
+    "text",
+    "quick_reply",
+    "attachment",
+    "postback",
+    "reaction",
+    "read",
+    "referral",
+    "optin",
+    "message_edit",
+    "handover",
+    "policy_enforcement",
+    "account_linking",
+    "game_play",
+    "feedback",
+    "standby_text",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AppCreate(_Strict):
+    app_id: str | None = Field(
+        default=None, pattern=r"^\d{1,20}$", description="Generated when absent."
+    )
+    secret: str = Field(min_length=1, max_length=200)
+    verify_token: str = Field(default="", max_length=200)
+    callback_url: str = Field(default="", max_length=2000)
+    name: str = Field(default="Harness Test App", max_length=200)
+    fields: list[str] | None = Field(
+        default=None, description="App-level fields; all Messenger fields by default."
+    )
+
+
+class PageCreate(_Strict):
+    page_id: str | None = Field(
+        default=None, pattern=r"^\d{1,20}$", description="Generated when absent."
+    )
+    name: str = Field(default="Test Page", max_length=200)
+    token: str | None = Field(
+        default=None, min_length=1, max_length=500, description="Generated when absent."
+    )
+    app_id: str | None = Field(
+        default=None, description="App the token is issued for; the first app by default."
+    )
+    subscribed_fields: list[str] | None = Field(
+        default=None, description="Page-level fields; all Messenger fields by default, [] for none."
+    )
+
+
+class UserCreate(_Strict):
+    psid: str | None = Field(
+        default=None, pattern=r"^\d{1,20}$", description="Generated when absent."
+    )
+    page_id: str | None = Field(default=None, description="The first page by default.")
+    first_name: str = Field(default="Test", max_length=100)
+    last_name: str = Field(default="User", max_length=100)
+    locale: str = Field(default="en_US", max_length=10)
+    open_window: bool = Field(
+        default=False, description="Pretend the user wrote just now, so the Page may message them."
+    )
+
+
+class HandshakeRequest(_Strict):
+    app_id: str | None = Field(default=None, description="The first app by default.")
+    callback_url: str | None = Field(
+        default=None, max_length=2000, description="The app's by default."
+    )
+    verify_token: str | None = Field(
+        default=None, max_length=500, description="The app's by default."
+    )
+
+
+class ActionRequest(_Strict):
+    """A simulated user action; fields beyond ``type`` apply to the types named."""
+
+    type: ActionType
+    page_id: str | None = Field(
+        default=None, description="Needed only when the PSID exists on several pages."
+    )
+    text: str | None = Field(
+        default=None,
+        max_length=20_000,
+        description="text, quick_reply title, message_edit, standby_text, feedback follow-up",
+    )
+    payload: str | None = Field(
+        default=None, max_length=2000, description="quick_reply, postback, optin, game_play"
+    )
+    title: str | None = Field(default=None, max_length=200, description="postback button title")
+    reply_to: str | None = Field(
+        default=None, max_length=200, description="text: mid being replied to"
+    )
+    target_mid: str | None = Field(
+        default=None,
+        max_length=200,
+        description="reaction / message_edit / feedback target (reaction: the bot's last message)",
+    )
+    reaction: Literal["smile", "angry", "sad", "wow", "love", "like", "dislike", "other"] = "love"
+    action: str | None = Field(
+        default=None,
+        max_length=20,
+        description="reaction: react|unreact; policy_enforcement: warning|block|unblock",
+    )
+    attachment_type: Literal["image", "audio", "video", "file"] = "image"
+    url: str | None = Field(default=None, max_length=2000)
+    count: int = Field(default=1, ge=1, le=30, description="attachment: number of items")
+    ref: str | None = Field(
+        default=None, max_length=500, description="referral / postback / optin ref"
+    )
+    source: str = Field(default="SHORTLINK", max_length=50)
+    mode: Literal["pass", "take", "request"] = Field(default="pass", description="handover kind")
+    reason: str | None = Field(default=None, max_length=500)
+    linked: bool = True
+    score: int | None = Field(default=None, ge=0, le=1_000_000)
+
+
+class FaultRequest(_Strict):
+    code: int | None = Field(default=None, description="Graph error code; none = latency only.")
+    subcode: int | None = None
+    http_status: int | None = Field(default=None, ge=400, le=599)
+    message: str | None = Field(default=None, max_length=500)
+    latency_ms: int = Field(default=0, ge=0, le=120_000)
+    probability: float = Field(default=1.0, ge=0, le=1)
+    count: int | None = Field(
+        default=None, ge=1, description="Uses before the fault disarms; none = until cleared."
+    )
+    psid: str | None = None
+    sent: bool = Field(
+        default=False, description="The message is really sent although the call fails (1/1357046)."
+    )
+
+
+class SettingsUpdate(_Strict):
+    delivery_timeout_seconds: float | None = Field(default=None, gt=0, le=120)
+    success_rule: Literal["exact_200", "any_2xx"] | None = None
+    retry_profile: str | dict[str, Any] | None = Field(
+        default=None, description="A profile name, or a dict of overrides (optionally with 'base')."
+    )
+    rate_limit_per_page_per_second: int | None = Field(default=None, ge=0, le=1_000_000)
+    emit_echoes: bool | None = None
+    emit_deliveries: bool | None = None
+    emit_reads: bool | None = None
+    require_appsecret_proof: bool | None = None
+    enforce_retired_tags: bool | None = None
+    require_messaging_type: bool | None = None
+    window_seconds: float | None = Field(default=None, gt=0)
+    human_agent_window_seconds: float | None = Field(default=None, gt=0)
+
+
+class ClockResume(_Strict):
+    rate: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="Virtual seconds per real second."
+    )
+
+
+class ClockAdvance(_Strict):
+    seconds: float = Field(ge=0, le=10 * 365 * 24 * 3600)

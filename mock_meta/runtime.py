@@ -1,0 +1,198 @@
+"""Everything one running mock holds, wired once by ``create_app`` and shared by its routes.
+
+Also the few operations that span collaborators: fan an event out to every subscribed app,
+emit the receipts of a sent message, run a handshake, reset to the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from mock_meta.builders import BuiltEvent, EventBuilder
+from mock_meta.chaos import Chaos
+from mock_meta.clock import ControllableClock
+from mock_meta.delivery import AppTarget, DeliveryEngine
+from mock_meta.faults import FaultBook
+from mock_meta.handshake import HandshakeResult, verify_callback
+from mock_meta.journal import Journal
+from mock_meta.metrics import MockMetrics
+from mock_meta.rate_limit import PageRateLimiter
+from mock_meta.retry_profile import PROFILES, RetryProfile
+from mock_meta.send_validation import SendRules, ValidSend
+from mock_meta.settings import MockSettings
+from mock_meta.state import App, PlatformState
+
+
+@dataclass
+class Policy:
+    """The Send API switches that ``PUT /_mock/settings`` may change at run time."""
+
+    emit_echoes: bool
+    emit_deliveries: bool
+    emit_reads: bool
+    require_appsecret_proof: bool
+    enforce_retired_tags: bool
+    require_messaging_type: bool
+    window_seconds: float
+    human_agent_window_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: MockSettings) -> Policy:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: getattr(settings, name) for name in names})
+
+    def send_rules(self) -> SendRules:
+        return self._rules
+
+    def __post_init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        # Cached so the hot path does not build a SendRules per call.
+        self._rules = SendRules(
+            require_appsecret_proof=self.require_appsecret_proof,
+            enforce_retired_tags=self.enforce_retired_tags,
+            require_messaging_type=self.require_messaging_type,
+            window_seconds=self.window_seconds,
+            human_agent_window_seconds=self.human_agent_window_seconds,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def profile_from_settings(settings: MockSettings) -> RetryProfile:
+    base = PROFILES.get(settings.retry_profile)
+    if base is None:
+        raise ValueError(
+            f"unknown retry profile {settings.retry_profile!r}; known: {sorted(PROFILES)}"
+        )
+    return base.with_overrides(
+        timeout_seconds=settings.delivery_timeout_seconds, success=settings.success_rule
+    )
+
+
+class MockRuntime:
+    """The collaborators of one mock instance (no globals: one per ``create_app``)."""
+
+    def __init__(
+        self,
+        settings: MockSettings,
+        *,
+        clock: ControllableClock,
+        metrics: MockMetrics,
+        http_client: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.http_client = http_client
+        self.state = PlatformState.from_settings(settings, metrics=metrics)
+        self.journal = Journal(clock, metrics, retention=settings.journal_max_entries)
+        self.faults = FaultBook()
+        self.limiter = PageRateLimiter(settings.rate_limit_per_page_per_second)
+        self.policy = Policy.from_settings(settings)
+        self.builder = EventBuilder(clock, random.Random())
+        self.chaos = Chaos()
+        self.profile = profile_from_settings(settings)
+        self.engine = DeliveryEngine(
+            clock=clock,
+            journal=self.journal,
+            metrics=metrics,
+            profile=self.profile,
+            chaos=self.chaos,
+            subscriptions=self.state,
+            client=http_client,
+        )
+
+    # --- delivery ----------------------------------------------------------------------
+
+    def deliver(self, built: BuiltEvent) -> list[str]:
+        """Queue ``built`` for every app subscribed to its field; returns the delivery ids."""
+        apps = self.state.delivering_apps(built.page_id, built.field)
+        return [self._enqueue(app, built, built.mid) for app in apps]
+
+    def deliver_action(self, built: BuiltEvent, *, mid: str) -> list[str]:
+        """Queue a user action for every app on the page, journaling unsubscribed ones as
+        ``skipped`` (so a test sees *why* its bot got nothing). ``mid`` keys the journal."""
+        page = self.state.pages.get(built.page_id)
+        app_ids = list(page.subscriptions) if page is not None else []
+        apps = [self.state.apps[a] for a in app_ids if a in self.state.apps]
+        return [self._enqueue(app, built, mid) for app in apps]
+
+    def _enqueue(self, app: App, built: BuiltEvent, mid: str | None) -> str:
+        return self.engine.enqueue(
+            AppTarget(app.app_id, app.secret, app.callback_url),
+            built.page_id,
+            built.event,
+            field=built.field,
+            psid=built.psid,
+            mid=mid,
+            standby=built.standby,
+            event_type=built.event_type.value,
+        )
+
+    def emit_receipts(self, valid: ValidSend, message_id: str) -> None:
+        """After a sent message: echo, then delivery, then (optionally) read — if subscribed."""
+        policy = self.policy
+        message = valid.message or {}
+        if policy.emit_echoes:
+            attachment = message.get("attachment")
+            self.deliver(
+                self.builder.echo(
+                    valid.page_id,
+                    valid.psid,
+                    app_id=valid.app_id,
+                    text=message.get("text"),
+                    attachments=[attachment] if isinstance(attachment, dict) else None,
+                    metadata=message.get("metadata"),
+                    mid=message_id,
+                )
+            )
+        watermark = self.builder.now_ms()
+        if policy.emit_deliveries:
+            self.deliver(self.builder.delivery(valid.page_id, valid.psid, [message_id], watermark))
+        if policy.emit_reads:
+            self.deliver(self.builder.read(valid.page_id, valid.psid, watermark))
+
+    async def run_handshake(self, callback_url: str, verify_token: str) -> HandshakeResult:
+        """The verification GET; an unusable URL is a failed handshake, not an exception."""
+        try:
+            url = httpx.URL(callback_url)
+            usable = url.scheme in ("http", "https") and bool(url.host)
+        except httpx.InvalidURL:
+            usable = False
+        if not usable:
+            reason = f"callback URL {callback_url[:200]!r} is not a valid http(s) URL"
+            return HandshakeResult(
+                False, callback_url, "", None, None, reason, "connection_error", 0.0
+            )
+        return await verify_callback(
+            callback_url,
+            verify_token,
+            client=self.http_client,
+            timeout=self.profile.timeout_seconds,
+        )
+
+    # --- control -----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the seed: state, journal, faults, chaos, clock, limiter and policy."""
+        self.state.reset()
+        self.engine.reset()
+        self.journal.clear()
+        self.faults.reset()
+        self.chaos.configure(type(self.chaos.config)())
+        self.clock.reset()
+        self.limiter.configure(self.settings.rate_limit_per_page_per_second)
+        self.policy = Policy.from_settings(self.settings)
+        self.set_profile(profile_from_settings(self.settings))
+
+    def set_profile(self, profile: RetryProfile) -> None:
+        self.profile = profile
+        self.engine.profile = profile

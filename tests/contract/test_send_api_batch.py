@@ -1,0 +1,146 @@
+"""The bot's HttpSendApi against the real mock app in-process: batched sends reach users."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bot.metrics import BotMetrics
+from bot.retry import ErrorClass
+from bot.send_api import HttpSendApi, SendResult
+from bot.settings import BotSettings
+from mock_meta.app import create_app
+from mock_meta.settings import MockSettings
+
+PAGE = "104501234567890"
+TOKEN = "test_page_token"
+DEADLINE = 5.0
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (yielding to the loop) until it holds; fail after ``DEADLINE`` s."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met before the deadline")
+        await asyncio.sleep(0)
+
+
+class GatedTransport(httpx.AsyncBaseTransport):
+    """The mock app over ASGI, recording paths; holds the first request until ``gate`` opens
+    so the sends behind it pile up (and are batched) deterministically."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app)
+        self.gate = asyncio.Event()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if len(self.paths) == 1:
+            await self.gate.wait()
+        return await self._inner.handle_async_request(request)
+
+
+@dataclass
+class World:
+    control: httpx.AsyncClient
+    transport: GatedTransport
+    api: HttpSendApi
+    registry: CollectorRegistry
+
+    async def user(self) -> str:
+        r = await self.control.post("/_mock/users", json={"open_window": True})
+        assert r.status_code == 201
+        psid: str = r.json()["psid"]
+        return psid
+
+    async def texts_received(self, psid: str) -> list[str]:
+        r = await self.control.get("/_mock/journal/sends", params={"psid": psid})
+        return [
+            s["request"]["message"]["text"]
+            for s in r.json()["items"]
+            if s["status"] == 200 and s["kind"] == "message"
+        ]
+
+    async def send_piled_up(self, psids: list[str]) -> list[SendResult]:
+        first = asyncio.create_task(self.api.send(PAGE, psids[0], {"text": f"to {psids[0]}"}))
+        rest = [asyncio.create_task(self.api.send(PAGE, p, {"text": f"to {p}"})) for p in psids[1:]]
+        await until(lambda: self.api.queued >= len(rest))
+        self.transport.gate.set()
+        return list(await asyncio.gather(first, *rest))
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    hooks = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    app = create_app(MockSettings(), registry=CollectorRegistry(), http_client=hooks)
+    async with app.router.lifespan_context(app):
+        transport = GatedTransport(app)
+        registry = CollectorRegistry()
+        settings = BotSettings(
+            verify_token="test_verify_token",
+            app_secret="test_app_secret",
+            page_access_token=TOKEN,
+            page_id=PAGE,
+            graph_api_base="http://mock",
+            send_max_in_flight=1,
+            send_backoff_base_seconds=0.001,
+            send_backoff_max_seconds=0.002,
+        )
+        api = HttpSendApi(settings, BotMetrics(registry), transport=transport)
+        control = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://mock")
+        try:
+            yield World(control, transport, api, registry)
+        finally:
+            await api.aclose()
+            await control.aclose()
+    await hooks.aclose()
+
+
+async def test_batched_sends_reach_every_user_as_replies(world: World) -> None:
+    psids = [await world.user() for _ in range(6)]
+    results = await world.send_piled_up(psids)
+    assert all(r.ok and r.message_id for r in results)
+    assert len({r.message_id for r in results}) == 6
+    assert world.transport.paths == [f"/v25.0/{PAGE}/messages", "/v25.0/"]
+    for psid in psids:
+        assert await world.texts_received(psid) == [f"to {psid}"]
+
+
+async def test_graph_errors_inside_a_batch_are_handled_per_call(world: World) -> None:
+    first, good, blocked, flaky = [await world.user() for _ in range(4)]
+    faults = [
+        {"code": 551, "psid": blocked},  # this person isn't receiving messages: permanent
+        {"code": 2, "http_status": 500, "count": 1, "psid": flaky},  # transient, once
+    ]
+    for fault in faults:
+        assert (await world.control.post("/_mock/faults", json=fault)).status_code == 201
+    results = await world.send_piled_up([first, good, blocked, flaky])
+    by_psid = dict(zip([first, good, blocked, flaky], results, strict=True))
+    assert by_psid[good].ok and by_psid[good].attempts == 1
+    assert not by_psid[blocked].ok and by_psid[blocked].error_class is ErrorClass.PERMANENT
+    assert by_psid[blocked].attempts == 1 and by_psid[blocked].error_code == 551
+    assert by_psid[flaky].ok and by_psid[flaky].attempts == 2
+    # The batch, then the transient call alone; the permanent one never again.
+    assert world.transport.paths == [
+        f"/v25.0/{PAGE}/messages",
+        "/v25.0/",
+        f"/v25.0/{PAGE}/messages",
+    ]
+    assert await world.texts_received(good) == [f"to {good}"]
+    assert await world.texts_received(flaky) == [f"to {flaky}"]
+    assert await world.texts_received(blocked) == []
+    assert (
+        world.registry.get_sample_value(
+            "bot_send_api_requests_total", {"outcome": "permanent_error", "error_code": "551"}
+        )
+        == 1
+    )
