@@ -201,7 +201,12 @@ class SendApiRecorder:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
                 )
-                status, payload = recorder._record(request)
+                batch = request.json.get("batch") if isinstance(request.json, dict) else None
+                if isinstance(batch, list):
+                    status, payload = 200, [recorder._record(call) for call in _calls(batch)]
+                    payload = [{"code": code, "body": json.dumps(body)} for code, body in payload]
+                else:
+                    status, payload = recorder._record(request)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -215,6 +220,28 @@ class SendApiRecorder:
                 pass
 
         return Handler
+
+
+def _calls(batch: list[Any]) -> Iterator[RecordedRequest]:
+    """The calls of a Graph batch request, each as if it had been sent alone.
+
+    Each call's body is form-encoded with JSON-encoded values, as Graph documents it.
+    """
+    for item in batch:
+        form = {k: v[-1] for k, v in parse_qs(str(item.get("body", ""))).items()}
+        decoded = {}
+        for key, value in form.items():
+            try:
+                decoded[key] = json.loads(value)
+            except ValueError:
+                decoded[key] = value
+        yield RecordedRequest(
+            method=str(item.get("method", "POST")),
+            path="/" + str(item.get("relative_url", "")),
+            query={},
+            headers={},
+            body=json.dumps(decoded).encode(),
+        )
 
 
 @pytest.fixture
