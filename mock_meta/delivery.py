@@ -76,6 +76,9 @@ class _Delivery:
     signature_mode: SignatureMode | None
     attempts: int = 0
     first_attempt_at: float | None = None
+    # Chaos holds a delivery back behind the next one at most once; deciding again on every
+    # pop could starve it behind an endless stream of later events.
+    held_back: bool = False
 
     @property
     def key(self) -> _Key:
@@ -311,8 +314,11 @@ class DeliveryEngine:
 
     def _pop_head(self, key: _Key, *, reorder: bool) -> _Delivery:
         queue = self._queues[key]
-        if reorder and len(queue) >= 2 and self._chaos.should_reorder(queue[0].id):
-            queue[0], queue[1] = queue[1], queue[0]
+        head = queue[0]
+        if reorder and len(queue) >= 2 and not head.held_back:
+            if self._chaos.should_reorder(head.id):
+                head.held_back = True
+                queue[0], queue[1] = queue[1], head
         item = queue.popleft()
         if not queue:
             del self._queues[key]
