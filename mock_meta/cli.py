@@ -16,10 +16,11 @@ import json
 import random
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 import httpx
 
+from mock_meta.control_models import ActionType
 from mock_meta.settings import (
     DEFAULT_APP_ID,
     DEFAULT_CALLBACK_URL,
@@ -27,25 +28,8 @@ from mock_meta.settings import (
     DEFAULT_PSID,
 )
 
-TRIGGER_TYPES = (
-    "text",
-    "quick_reply",
-    "attachment",
-    "postback",
-    "reaction",
-    "read",
-    "referral",
-    "optin",
-    "message_edit",
-    "handover",
-    "policy_enforcement",
-    "account_linking",
-    "game_play",
-    "feedback",
-    "standby_text",
-    "echo",
-    "delivery",
-)
+# Every user action the control API knows, plus the page-side receipts a bot may see.
+TRIGGER_TYPES = (*get_args(ActionType), "echo", "delivery")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
