@@ -8,6 +8,9 @@ returned: an ``enqueue`` that returned is on disk and survives ``kill -9``.
 
 Reads run on a second connection in their own thread; WAL lets them proceed during commits.
 
+``mark_done_nowait`` and ``touch_window_nowait`` queue their write and return its future at
+once (write-behind for the workers); neighbouring done marks share one ``UPDATE``.
+
 >>> inbox = SqliteInbox("var/inbox.db", synchronous="FULL", on_commit=print)  # doctest: +SKIP
 >>> await inbox.open(); stored = await inbox.enqueue([record])  # doctest: +SKIP
 """
@@ -15,6 +18,7 @@ Reads run on a second connection in their own thread; WAL lets them proceed duri
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import sqlite3
@@ -72,6 +76,16 @@ _INSERT = (
     " traceparent, received_at) VALUES "
 )
 _ROW_PLACEHOLDERS = "(?, ?, ?, ?, ?, ?, ?, ?)"
+# One constant statement for any number of ids (a JSON array), so SQLite's statement cache hits.
+_MARK_DONE = (
+    "UPDATE events SET status = 'done', done_at = ?, replayed = 0"
+    " WHERE id IN (SELECT value FROM json_each(?))"
+)
+_UPSERT_WINDOW = (
+    "INSERT INTO windows (page_id, psid, opened_at_ms) VALUES (?, ?, ?)"
+    " ON CONFLICT (page_id, psid)"
+    " DO UPDATE SET opened_at_ms = MAX(opened_at_ms, excluded.opened_at_ms)"
+)
 # 8 parameters a row; SQLite allows 32766 per statement.
 _INSERT_CHUNK = 500
 _SYNCHRONOUS = frozenset({"FULL", "NORMAL", "EXTRA"})
@@ -87,11 +101,15 @@ WRITER_SWITCH_INTERVAL = 0.0002
 
 @dataclass(slots=True)
 class _Request:
-    op: _Op | None  # None: an enqueue of ``records`` (all of a batch's go in one INSERT)
+    # Exactly one of: ``op`` (a statement), ``records`` (an enqueue: all of a batch's share
+    # one INSERT) or ``done_id`` (a mark_done: neighbouring ones share one UPDATE).
+    op: _Op | None
     records: list[InboxRecord] | None
     writes: int  # rows this request writes (0: read-only, needs no transaction)
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    done_id: int | None = None
+    done_at: float = 0.0
 
 
 _STOP = object()
@@ -200,11 +218,18 @@ class SqliteInbox:
         return result
 
     async def mark_done(self, event_id: int) -> None:
-        now = self._clock()
-        await self._exec(
-            "UPDATE events SET status = 'done', done_at = ?, replayed = 0 WHERE id = ?",
-            (now, event_id),
-        )
+        await self.mark_done_nowait(event_id)
+
+    def mark_done_nowait(self, event_id: int) -> asyncio.Future[None]:
+        """Queue ``mark_done`` for the next group commit and return at once.
+
+        The returned future resolves when the commit is on disk (or fails with
+        ``InboxError``); the write is queued before this returns, so it lands exactly when an
+        awaited ``mark_done`` issued now would. Raises ``InboxError`` when the inbox is closed.
+        """
+        loop = asyncio.get_running_loop()
+        done = _Request(None, None, 1, loop.create_future(), loop, event_id, self._clock())
+        return self._queue_request(done)
 
     async def record_reply_sent(self, event_id: int, replies_sent: int) -> None:
         await self._exec(
@@ -257,12 +282,17 @@ class SqliteInbox:
                 return total
 
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
-        await self._exec(
-            "INSERT INTO windows (page_id, psid, opened_at_ms) VALUES (?, ?, ?)"
-            " ON CONFLICT (page_id, psid)"
-            " DO UPDATE SET opened_at_ms = MAX(opened_at_ms, excluded.opened_at_ms)",
-            (page_id, psid, at_ms),
-        )
+        await self.touch_window_nowait(page_id, psid, at_ms)
+
+    def touch_window_nowait(self, page_id: str, psid: str, at_ms: int) -> asyncio.Future[None]:
+        """Queue ``touch_window`` for the next group commit; see ``mark_done_nowait``."""
+        params = (page_id, psid, at_ms)
+        loop = asyncio.get_running_loop()
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_WINDOW, params)
+
+        return self._queue_request(_Request(op, None, 1, loop.create_future(), loop))
 
     async def ping(self) -> None:
         """A round trip through the writer thread: proves it is alive and not wedged."""
@@ -303,17 +333,19 @@ class SqliteInbox:
         return await self._submit(op, None, writes)
 
     async def _submit(self, op: _Op | None, records: list[InboxRecord] | None, writes: int) -> Any:
+        loop = asyncio.get_running_loop()
+        return await self._queue_request(_Request(op, records, writes, loop.create_future(), loop))
+
+    def _queue_request(self, request: _Request) -> asyncio.Future[Any]:
         # Requests made during one event-loop iteration travel to the writer as one item:
         # one wake-up, one transaction, however many webhook requests are in flight.
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
         if not self._accepting:
             raise InboxError("inbox is not open")
-        self._outbox.append(_Request(op, records, writes, future, loop))
+        self._outbox.append(request)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        return await future
+            request.loop.call_soon(self._flush)
+        return request.future
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -380,9 +412,18 @@ class SqliteInbox:
                 stored = iter(_insert(conn, [rec for r in enqueues for rec in r.records or ()]))
                 for request in enqueues:
                     results.append((request, True, [next(stored) for _ in request.records or ()]))
+            # Runs of mark_done become one UPDATE; other ops keep their place in the order.
+            done: list[_Request] = []
             for request in batch:
-                if request.op is not None:
+                if request.done_id is not None:
+                    done.append(request)
+                elif request.op is not None:
+                    if done:
+                        results.extend(_mark_done(conn, done))
+                        done = []
                     results.append((request, True, request.op(conn)))
+            if done:
+                results.extend(_mark_done(conn, done))
             op_failed = False
             if writes:
                 conn.execute("COMMIT")
@@ -423,6 +464,19 @@ class SqliteInbox:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+
+
+def _mark_done(
+    conn: sqlite3.Connection, requests: list[_Request]
+) -> list[tuple[_Request, bool, Any]]:
+    """One statement for many ``mark_done``s (each SQLite call costs the writer a GIL hand-off).
+
+    They share the latest ``done_at`` of the run: at most a commit interval later than each
+    one's own, which only matters to ``purge`` (dedup retention) and errs towards keeping.
+    """
+    ids = json.dumps([r.done_id for r in requests])
+    conn.execute(_MARK_DONE, (max(r.done_at for r in requests), ids))
+    return [(request, True, None) for request in requests]
 
 
 def _insert(conn: sqlite3.Connection, records: list[InboxRecord]) -> list[StoredEvent | None]:

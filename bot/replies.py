@@ -33,6 +33,8 @@ class ReplyOutcome:
 
 
 _NOT_CALLED = ReplyOutcome(called=False, sent=False)
+_SENT = ReplyOutcome(called=True, sent=True)
+_NOT_SENT = ReplyOutcome(called=True, sent=False)
 
 
 class ReplySender:
@@ -85,7 +87,7 @@ class ReplySender:
             tag=reply.tag,
         )
         if result.ok:
-            return ReplyOutcome(called=True, sent=True)
+            return _SENT
         if result.error_label == "no_token":
             self._drop("no_token")
         elif result.error_class is ErrorClass.RISKY:
@@ -100,7 +102,7 @@ class ReplySender:
             self._drop("retries_exhausted")
         else:
             self._drop("permanent_error")
-        return ReplyOutcome(called=True, sent=False)
+        return _NOT_SENT
 
     def _drop(self, reason: str) -> None:
         self._metrics.replies_dropped.labels(reason=reason).inc()

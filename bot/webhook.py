@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, get_current_span
 from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -30,6 +30,7 @@ from bot.metrics import BotMetrics
 from bot.settings import BotSettings
 from bot.signature import verify_signature
 from bot.tracing import traceparent_of
+from bot.untraced import never_records
 
 log = logging.getLogger("bot.webhook")
 
@@ -47,6 +48,9 @@ class EventSink(Protocol):
 
     def submit(self, events: list[StoredEvent]) -> None: ...
 
+    def note_ack(self, seconds: float) -> None:
+        """How long a ``POST /webhook`` took to answer (the workers yield to slow acks)."""
+
     @property
     def running(self) -> bool: ...
 
@@ -63,6 +67,7 @@ class WebhookEdge:
         self.inbox: Inbox | None = None
         self.pool: EventSink | None = None
         self._tracer = tracer
+        self._untraced = never_records(tracer)
         self._secrets = settings.app_secrets()
         self._verify_token = settings.verify_token.get_secret_value().encode()
         self._max_body = settings.max_body_bytes
@@ -112,7 +117,9 @@ class WebhookEdge:
 
     # --- POST /webhook: events -----------------------------------------------------------
 
-    async def receive_events(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def receive_events(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Handle one ``POST /webhook``; returns the status answered (0: the client left)."""
+        start = time.perf_counter()
         declared: bytes | None = None
         signature: bytes | None = None
         for name, value in scope["headers"]:
@@ -125,7 +132,7 @@ class WebhookEdge:
         try:
             body = await self._read_body(receive)
         except _ClientGone:
-            return None
+            return 0
         if body is None:
             return await self._reject(send, 413, "too_large", "body too large")
 
@@ -149,64 +156,81 @@ class WebhookEdge:
             return await self._reject(send, exc.status, reason, exc.reason)
         except RecursionError:
             return await self._reject(send, 400, "bad_shape", "payload nested too deeply")
-        return await self._store(send, events)
+        return await self._store(send, events, start)
 
-    async def _store(self, send: Send, events: list[InboundEvent]) -> None:
+    async def _store(self, send: Send, events: list[InboundEvent], start: float) -> int:
         if not events:
             return await _respond(send, 200, _ACK, _TEXT)
-        spans = [
-            self._tracer.start_span(
-                f"send {INBOUND_DESTINATION}",
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "bot_inbox",
-                    "messaging.operation.name": "send",
-                    "messaging.operation.type": "send",
-                    "messaging.destination.name": INBOUND_DESTINATION,
-                    "bot.event.kind": _KIND_VALUES[event.kind],
-                },
-            )
-            for event in events
-        ]
-        # The producer span's context is each event's creation context (stored with it).
         now = time.time()
-        records = [_record(e, traceparent_of(s), now) for e, s in zip(events, spans, strict=True)]
+        if self._untraced:
+            # No span can be recorded: every event keeps the request's context, for logs.
+            traceparent = traceparent_of(get_current_span())
+            records = [_record(e, traceparent, now) for e in events]
+            stored = await self._enqueue(records)
+        else:
+            spans = [
+                self._tracer.start_span(
+                    f"send {INBOUND_DESTINATION}",
+                    kind=SpanKind.PRODUCER,
+                    attributes={
+                        "messaging.system": "bot_inbox",
+                        "messaging.operation.name": "send",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": INBOUND_DESTINATION,
+                        "bot.event.kind": _KIND_VALUES[event.kind],
+                    },
+                )
+                for event in events
+            ]
+            # The producer span's context is each event's creation context (stored with it).
+            records = [
+                _record(e, traceparent_of(s), now) for e, s in zip(events, spans, strict=True)
+            ]
+            stored = await self._enqueue(records)
+            _end_producer_spans(spans, stored)
+        if stored is None:
+            return await _respond(send, 503, b'{"error":"inbox unavailable"}', _JSON)
+        self._count_and_submit(events, stored)
+        status = await _respond(send, 200, _ACK, _TEXT)
+        if self.pool is not None:
+            self.pool.note_ack(time.perf_counter() - start)  # the workers yield to slow acks
+        return status
+
+    async def _enqueue(self, records: list[InboxRecord]) -> list[StoredEvent | None] | None:
+        """Store durably; None when the inbox failed (logged), so Meta must deliver again."""
         inbox = self.inbox
         try:
             if inbox is None:
                 raise RuntimeError("inbox not attached (starting or stopping)")
-            stored = await inbox.enqueue(records)
-        except Exception as exc:  # any storage failure: Meta must deliver again, so 503
-            for span in spans:
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                span.end()
+            return await inbox.enqueue(records)
+        except Exception as exc:  # any storage failure becomes a 503
             log.error(
                 "inbox enqueue failed: %s",
                 exc,
                 extra={"log_type": "event", "error_type": type(exc).__name__},
             )
-            return await _respond(send, 503, b'{"error":"inbox unavailable"}', _JSON)
+            return None
+
+    def _count_and_submit(
+        self, events: list[InboundEvent], stored: list[StoredEvent | None]
+    ) -> None:
         fresh: list[StoredEvent] = []
-        for event, item, span in zip(events, stored, spans, strict=True):
+        for event, item in zip(events, stored, strict=True):
             if item is None:
                 self._duplicates[event.kind].inc()
-                span.set_attribute("bot.duplicate", True)
                 log.info(
                     "duplicate event skipped",
                     extra={"log_type": "event", "event_type": _KIND_VALUES[event.kind]},
                 )
             else:
                 self._received[event.kind].inc()
-                span.set_attribute("messaging.message.id", str(item.id))
                 fresh.append(item)
-            span.end()
         if fresh and self.pool is not None:
             # Stored is what matters for the ack; a pool problem must not turn it into a 5xx.
             try:
                 self.pool.submit(fresh)
             except Exception:
                 log.exception("worker pool refused events", extra={"log_type": "event"})
-        return await _respond(send, 200, _ACK, _TEXT)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it grows past the cap (nothing more is read)."""
@@ -224,14 +248,14 @@ class WebhookEdge:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _reject(self, send: Send, status: int, label: str, reason: str) -> None:
+    async def _reject(self, send: Send, status: int, label: str, reason: str) -> int:
         self.metrics.rejected.labels(label).inc()
         log.warning(
             "webhook rejected: %s",
             reason,
             extra={"log_type": "event", "reason": label, "status": status},
         )
-        await _respond(send, status, json.dumps({"error": reason}).encode(), _JSON)
+        return await _respond(send, status, json.dumps({"error": reason}).encode(), _JSON)
 
     # --- probes and metrics ----------------------------------------------------------------
 
@@ -280,6 +304,18 @@ class _AsgiEndpoint:
         await self._edge.receive_events(scope, receive, send)
 
 
+def _end_producer_spans(spans: list[Span], stored: list[StoredEvent | None] | None) -> None:
+    for index, span in enumerate(spans):
+        item = stored[index] if stored is not None else None
+        if stored is None:
+            span.set_status(Status(StatusCode.ERROR, "inbox unavailable"))
+        elif item is None:
+            span.set_attribute("bot.duplicate", True)
+        else:
+            span.set_attribute("messaging.message.id", str(item.id))
+        span.end()
+
+
 def _check_storable(events: list[InboundEvent]) -> None:
     # JSON escapes can produce lone surrogates ("\\ud800"): valid str, not storable UTF-8.
     for event in events:
@@ -317,7 +353,7 @@ def _unready(reason: str) -> Response:
     return JSONResponse({"status": "unready", "reason": reason}, status_code=503)
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> int:
     await send(
         {
             "type": "http.response.start",
@@ -326,6 +362,7 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
         }
     )
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 __all__: Sequence[str] = ("INBOUND_DESTINATION", "EventSink", "WebhookEdge")

@@ -8,9 +8,8 @@ bot answers" the cache already knows the answer. The inbox is read only when the
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bot.inbox import Inbox
 from bot.window import WindowDecision
@@ -30,7 +29,11 @@ class _Entry:
 
 
 class WindowCache:
-    """LRU of ``(page_id, psid) -> last window-opening action (epoch ms)`` over an ``Inbox``."""
+    """LRU of ``(page_id, psid) -> last window-opening action (epoch ms)`` over an ``Inbox``.
+
+    ``write`` persists one action (default ``inbox.touch_window``); the worker pool passes the
+    SQLite inbox's ``touch_window_nowait``, which queues the write before returning.
+    """
 
     def __init__(
         self,
@@ -38,13 +41,15 @@ class WindowCache:
         *,
         max_entries: int = MAX_ENTRIES,
         persist_granularity_ms: int = PERSIST_GRANULARITY_MS,
+        write: Callable[[str, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self._inbox = inbox
+        self._write = write if write is not None else inbox.touch_window
         self._max_entries = max_entries
         self._granularity = persist_granularity_ms
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
 
-    def touch(self, page_id: str, psid: str, at_ms: int) -> Coroutine[Any, Any, None] | None:
+    def touch(self, page_id: str, psid: str, at_ms: int) -> Awaitable[None] | None:
         """Record a window-opening action (keeps the newest) in the cache right away.
 
         Returns the inbox write to run when the action should be persisted, else ``None``; the
@@ -55,7 +60,7 @@ class WindowCache:
         if entry.persisted is not None and at_ms < entry.persisted + self._granularity:
             return None
         entry.persisted = at_ms if entry.persisted is None else max(entry.persisted, at_ms)
-        return self._inbox.touch_window(page_id, psid, at_ms)
+        return self._write(page_id, psid, at_ms)
 
     async def decide(
         self, page_id: str, psid: str, rule: Callable[[int | None], WindowDecision]

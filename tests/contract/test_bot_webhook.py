@@ -17,7 +17,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from bot.app import create_app
@@ -129,7 +130,9 @@ BotFactory = Callable[..., Any]
 @pytest.fixture
 def make_bot(tmp_path: Path) -> BotFactory:
     @asynccontextmanager
-    async def factory(*, inbox: Inbox | None = None, **overrides: Any) -> AsyncIterator[Bot]:
+    async def factory(
+        *, inbox: Inbox | None = None, sampler: Any = None, **overrides: Any
+    ) -> AsyncIterator[Bot]:
         db = tmp_path / "inbox.db"
         settings = BotSettings(
             MESSENGER_VERIFY_TOKEN=VERIFY_TOKEN,
@@ -143,7 +146,7 @@ def make_bot(tmp_path: Path) -> BotFactory:
         )
         registry = CollectorRegistry()
         spans = InMemorySpanExporter()
-        provider = TracerProvider()
+        provider = TracerProvider(sampler=sampler)
         provider.add_span_processor(SimpleSpanProcessor(spans))
         send_api = RecordingSendApi()
         app = create_app(
@@ -468,6 +471,43 @@ async def test_inbound_traceparent_continues_the_callers_trace(make_bot: BotFact
         [server] = [s for s in bot.spans.get_finished_spans() if s.kind is SpanKind.SERVER]
         assert server.context is not None and f"{server.context.trace_id:032x}" == caller_trace
         assert server.parent is not None and server.parent.span_id == 0x00F067AA0BA902B7
+
+
+async def test_without_recorded_spans_events_still_carry_the_requests_trace_context(
+    make_bot: BotFactory,
+) -> None:
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    async with make_bot(sampler=ALWAYS_OFF) as bot:
+        body = envelope(text_event("m_1"), text_event("m_2"))
+        headers = {**signed(body), "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-00"}
+        assert (await bot.post(body, headers)).status_code == 200
+        assert (await bot.post(envelope(text_event("m_3")))).status_code == 200
+        assert bot.spans.get_finished_spans() == ()
+        first, second, third = (row[2] for row in bot.stored())
+        assert first == second and first is not None  # one request, one context
+        assert first.split("-")[1] == caller_trace and first.endswith("-00")
+        assert third is not None and third.split("-")[1] not in ("0" * 32, caller_trace)
+        duration = "http_server_request_duration_seconds_count"
+        labels = {"http_request_method": "POST", "http_route": "/webhook"}
+        assert bot.metric(duration, **labels, http_response_status_code="200") == 2
+
+
+async def test_a_bug_in_the_edge_is_a_500_with_a_json_reason_and_an_error_span(
+    make_bot: BotFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(body: Any) -> Any:
+        raise KeyError("bug")
+
+    monkeypatch.setattr("bot.webhook.parse_envelope", explode)
+    async with make_bot() as bot:
+        response = await bot.post(envelope(text_event("m_1")))
+        assert (response.status_code, response.json()) == (500, {"error": "internal error"})
+        [server] = [s for s in bot.spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+        assert server.status.status_code is StatusCode.ERROR
+        assert [e.name for e in server.events] == ["exception"]
+        duration = "http_server_request_duration_seconds_count"
+        labels = {"http_request_method": "POST", "http_route": "/webhook"}
+        assert bot.metric(duration, **labels, http_response_status_code="500") == 1
 
 
 async def test_acknowledged_event_gets_a_reply_from_the_workers(make_bot: BotFactory) -> None:

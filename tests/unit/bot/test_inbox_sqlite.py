@@ -256,3 +256,51 @@ async def test_unopenable_path_raises_inbox_error(tmp_path: Path) -> None:
 def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SqliteInbox(tmp_path / "x.db", synchronous="OFF; DROP TABLE events")
+
+
+async def test_done_marks_queued_together_share_one_commit(
+    inbox: SqliteInbox, commits: list[int]
+) -> None:
+    events = await inbox.enqueue([record(f"mid:{i}") for i in range(5)])
+    commits.clear()
+    await asyncio.gather(*(inbox.mark_done_nowait(e.id) for e in events if e is not None))
+    assert commits == [5]
+    assert await inbox.pending() == []
+
+
+async def test_a_nowait_write_is_queued_before_the_call_returns(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    box = SqliteInbox(path)
+    await box.open()
+    [stored] = await box.enqueue([record("mid:a")])
+    assert stored is not None
+    box.mark_done_nowait(stored.id)  # not awaited
+    box.touch_window_nowait("p", "u", 2000)
+    await box.close()  # close() finishes what was queued
+
+    reopened = SqliteInbox(path)
+    await reopened.open()
+    try:
+        assert await reopened.pending() == []
+        assert await reopened.window_opened_at("p", "u") == 2000
+    finally:
+        await reopened.close()
+
+
+async def test_done_marks_keep_their_place_among_other_writes(inbox: SqliteInbox) -> None:
+    a, b = await inbox.enqueue([record("mid:a"), record("mid:b")])
+    assert a and b
+    done = inbox.mark_done_nowait(a.id)
+    # Queued in the same loop iteration, after the done mark: it must see it.
+    assert [e.id for e in await inbox.pending()] == [b.id]
+    await done
+
+
+async def test_nowait_writes_on_a_closed_inbox_raise(tmp_path: Path) -> None:
+    box = SqliteInbox(tmp_path / "inbox.db")
+    await box.open()
+    await box.close()
+    with pytest.raises(InboxError):
+        box.mark_done_nowait(1)
+    with pytest.raises(InboxError):
+        box.touch_window_nowait("p", "u", 1)

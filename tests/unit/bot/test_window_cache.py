@@ -65,3 +65,15 @@ async def test_least_recently_used_user_is_evicted_when_full() -> None:
     rule = lambda last: decide_window(last, 2_000)  # noqa: E731
     assert (await cache.decide("p", "c", rule)).allowed and inbox.reads == 0
     assert (await cache.decide("p", "a", rule)).allowed and inbox.reads == 1  # from the inbox
+
+
+async def test_writes_go_through_the_injected_writer() -> None:
+    inbox = CountingInbox()
+    written: list[tuple[str, str, int]] = []
+
+    async def write(page_id: str, psid: str, at_ms: int) -> None:
+        written.append((page_id, psid, at_ms))
+
+    cache = WindowCache(inbox, write=write)
+    await run(cache.touch("p", "u", 1_000))
+    assert written == [("p", "u", 1_000)] and inbox.writes == 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +20,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CollectorRegistry
 
 from bot.events import parse_event
-from bot.inbox import InboxRecord, StoredEvent
+from bot.inbox import Inbox, InboxError, InboxRecord, StoredEvent
 from bot.inbox_memory import MemoryInbox
+from bot.inbox_sqlite import SqliteInbox
 from bot.metrics import BotMetrics
 from bot.retry import ErrorClass
 from bot.routing import Context, Reply, Router
@@ -115,13 +118,20 @@ def echo_router() -> Router:
 
 
 class Harness:
-    def __init__(self, router: Router | None = None, send_api: Any = None, **overrides: Any):
+    def __init__(
+        self,
+        router: Router | None = None,
+        send_api: Any = None,
+        *,
+        inbox: Inbox | None = None,
+        **overrides: Any,
+    ):
         self.registry = CollectorRegistry()
         self.metrics = BotMetrics(self.registry)
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.inbox = MemoryInbox()
+        self.inbox: Any = inbox if inbox is not None else MemoryInbox()
         self.settings = settings(**overrides)
         self.router = router or echo_router()
         self.send_api = send_api or RecordingSendApi()
@@ -483,3 +493,81 @@ async def test_consumer_span_links_to_producer_and_parents_the_send_api_client_s
     assert attributes["bot.psid"] == ALICE and attributes["bot.event_type"] == "text"
     assert "bot.mid" in attributes
     assert not any("private words" in str(v) for s in spans for v in (s.attributes or {}).values())
+
+
+async def test_an_event_in_back_off_does_not_hold_the_only_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.workers.backoff_delay", lambda attempt, **_: 60.0)
+    router = echo_router()
+
+    @router.on_postback
+    def fails(ctx: Context) -> Reply:
+        raise RuntimeError("down")
+
+    h = Harness(router, worker_concurrency=1)
+    await h.pool.start()
+    await h.deliver(record(ALICE, postback={"mid": "m_pb", "payload": "X"}))
+    await wait_for(lambda: h.sample("bot_handler_retries_total", event_type="postback") == 1)
+    ts = now_ms()
+    await h.deliver(record(BOB, ts))  # Alice waits a minute; Bob must not
+    await wait_for(lambda: h.texts(BOB) == [f"You said: t{ts}"])
+    await h.pool.stop(grace=1)
+    [pending] = await h.inbox.pending()
+    assert (pending.sender_key, pending.attempts) == (ALICE, 1)
+
+
+async def test_a_lagging_loop_lowers_the_limit_and_work_resumes_as_it_recovers() -> None:
+    h = Harness(worker_concurrency=16)
+    await h.pool.start()
+    assert h.pool.limit == 16
+    blocked_until = time.perf_counter() + 0.06
+    while time.perf_counter() < blocked_until:  # a CPU hog holding the event loop
+        pass
+    await wait_for(lambda: h.pool.limit < 16)
+    base = now_ms()
+    await h.deliver(*(record(f"10000000000000{n:02d}", base) for n in range(20)))
+    await h.settle()
+    assert len(h.texts()) == 20
+    await wait_for(lambda: h.pool.limit == 16)
+    await h.pool.stop(grace=1)
+
+
+async def test_join_returns_once_done_marks_are_committed(tmp_path: Path) -> None:
+    inbox = SqliteInbox(tmp_path / "inbox.db", synchronous="NORMAL")
+    await inbox.open()
+    h = Harness(inbox=inbox)
+    await h.pool.start()
+    await h.deliver(*(record(f"20000000000000{n:02d}") for n in range(10)))
+    await h.settle()
+    # stats() reads through a second connection: it sees committed rows only.
+    assert (await inbox.stats()).pending == 0
+    assert len(h.texts()) == 10
+    await h.pool.stop(grace=1)
+    await inbox.close()
+
+
+class FailingDoneMarks(SqliteInbox):
+    """Stores events, but every write-behind done mark fails at commit."""
+
+    def mark_done_nowait(self, event_id: int) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_exception(InboxError("disk I/O error"))
+        return future
+
+
+async def test_a_failed_done_mark_is_logged_and_the_event_stays_pending(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = FailingDoneMarks(tmp_path / "inbox.db", synchronous="NORMAL")
+    await inbox.open()
+    h = Harness(inbox=inbox)
+    await h.pool.start()
+    with caplog.at_level(logging.ERROR, logger="bot.workers"):
+        await h.deliver(record(ALICE))
+        await h.settle()
+    assert len(h.texts()) == 1
+    assert [r.getMessage() for r in caplog.records] == ["inbox write failed"]
+    assert [e.sender_key for e in await inbox.pending()] == [ALICE]  # redone after a restart
+    await h.pool.stop(grace=1)
+    await inbox.close()

@@ -1,0 +1,129 @@
+"""How many events the workers may have in progress, adapted to how the acks are doing.
+
+The webhook acks and the workers share one event loop and one core. Each loop iteration runs
+every ready callback before it polls the sockets again, so when many workers are ready at
+once an ack waits behind all of them; and a loop kept busy by workers also delays the inbox's
+commit thread. Two signals say the acks are suffering: ``LagProbe`` measures how late a
+periodic timer fires because the loop was busy (the length of its iterations), and the edge
+reports how long each ack took. ``AdaptiveLimit`` halves the number of events allowed in
+progress when the lag passes its target or the slowest recent ack is ``ack_margin`` slower
+than the fastest of the last seconds (what the disk and an idle loop allow: a slow disk does
+not stop the workers), down to ``floor`` (0 by default: a flood pauses the workers), and
+grows it back while both stay low. The backlog waits durably in the inbox, not in front of
+the acks.
+
+>>> limit = AdaptiveLimit(64, lag_target=0.002, ack_margin=0.010)
+>>> limit.observe(0.020), limit.observe(0.0, slowest_ack=0.030, fastest_ack=0.003)
+(32, 16)
+>>> limit.observe(0.0, slowest_ack=0.004, fastest_ack=0.003), limit.observe(0.0)
+(17, 18)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+# An ack spans about four loop iterations plus a commit: iterations of ~2 ms keep its p99
+# well under Meta's patience and the 50 ms target. Timers fire up to ~1 ms late when idle.
+DEFAULT_LAG_TARGET_SECONDS = 0.002
+# How much slower than the fastest recent ack an ack may be (the project's p99 target is 50 ms).
+DEFAULT_ACK_MARGIN_SECONDS = 0.010
+# The fastest ack is remembered over this many probe ticks (about two seconds).
+_BASELINE_TICKS = 400
+DEFAULT_PROBE_INTERVAL_SECONDS = 0.005
+
+
+class AdaptiveLimit:
+    """AIMD on loop lag and ack latency: halve on pressure, grow by one while both signals stay
+    under half of their thresholds (a slow climb: slow acks show only once they are done)."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        floor: int = 0,
+        lag_target: float = DEFAULT_LAG_TARGET_SECONDS,
+        ack_margin: float = DEFAULT_ACK_MARGIN_SECONDS,
+    ) -> None:
+        self.ceiling = max(1, ceiling)
+        self.floor = max(0, min(floor, self.ceiling))
+        self.lag_target = lag_target
+        self.ack_margin = ack_margin
+        self.value = self.ceiling
+        # Fastest ack per block of ticks: the baseline is the minimum over the last blocks.
+        self._blocks: deque[float] = deque(maxlen=4)
+        self._block_fastest = math.inf
+        self._block_ticks = 0
+
+    def observe(self, lag: float, slowest_ack: float = 0.0, fastest_ack: float = math.inf) -> int:
+        """Feed one probe tick: loop lag, and the slowest and fastest ack since the last tick
+        (``fastest_ack`` is ``inf`` when there was none). Returns the new limit."""
+        baseline = min(self._block_fastest, fastest_ack, *self._blocks)
+        self._remember(fastest_ack)
+        excess = slowest_ack - baseline if slowest_ack else 0.0
+        if lag > self.lag_target or excess > self.ack_margin:
+            self.value = max(self.floor, self.value // 2)
+        elif lag < self.lag_target / 2 and excess < self.ack_margin / 2:
+            if self.value < self.ceiling:
+                self.value += 1
+        return self.value
+
+    def _remember(self, fastest_ack: float) -> None:
+        self._block_fastest = min(self._block_fastest, fastest_ack)
+        self._block_ticks += 1
+        if self._block_ticks >= _BASELINE_TICKS // 4:
+            if self._block_fastest < math.inf:
+                self._blocks.append(self._block_fastest)
+            self._block_fastest, self._block_ticks = math.inf, 0
+
+
+class LagProbe:
+    """Calls ``on_lag(seconds)`` every ``interval`` seconds with the lag the loop caused itself.
+
+    A timer fires late either because the loop was busy or because the process was not
+    scheduled (other processes on the core). Only the first is the workers' doing, so the
+    lateness is capped by the loop thread's own CPU time beyond the interval: a loop that
+    sat idle while the kernel ran someone else reports no lag.
+    """
+
+    def __init__(
+        self,
+        on_lag: Callable[[float], None],
+        *,
+        interval: float = DEFAULT_PROBE_INTERVAL_SECONDS,
+    ) -> None:
+        self._on_lag = on_lag
+        self._interval = interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._expected = 0.0
+        self._cpu = 0.0
+
+    def start(self) -> None:
+        """Start probing on the running loop (idempotent)."""
+        if self._handle is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._arm()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self) -> None:
+        assert self._loop is not None
+        # perf_counter, not loop.time(): uvloop's clock has millisecond resolution.
+        self._expected = time.perf_counter() + self._interval
+        self._cpu = time.thread_time()
+        self._handle = self._loop.call_later(self._interval, self._tick)
+
+    def _tick(self) -> None:
+        late = time.perf_counter() - self._expected
+        busy = time.thread_time() - self._cpu
+        self._arm()
+        self._on_lag(max(0.0, min(late, busy - self._interval)))

@@ -1,0 +1,85 @@
+"""The adaptive worker limit and the event-loop lag probe behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.worker_limit import AdaptiveLimit, LagProbe
+
+DEADLINE = 5.0
+
+
+def test_limit_halves_while_the_loop_lags_and_grows_back_while_it_keeps_up() -> None:
+    limit = AdaptiveLimit(64, lag_target=0.005)
+    assert [limit.observe(0.050) for _ in range(3)] == [32, 16, 8]
+    assert limit.observe(0.004) == 8  # between half the target and the target: hold
+    grown = [limit.observe(0.0) for _ in range(60)]
+    assert grown[:3] == [9, 10, 11]
+    assert grown[-1] == 64
+
+
+def test_limit_stays_between_floor_and_ceiling() -> None:
+    limit = AdaptiveLimit(8, floor=2, lag_target=0.005)
+    assert min(limit.observe(1.0) for _ in range(10)) == 2
+    assert max(limit.observe(0.0) for _ in range(50)) == 8
+    assert AdaptiveLimit(0).value == 1  # a misconfigured ceiling still lets one event run
+
+
+async def test_probe_reports_a_blocked_loop_as_lag() -> None:
+    lags: list[float] = []
+    reported = asyncio.Event()
+
+    def on_lag(lag: float) -> None:
+        lags.append(lag)
+        if lag >= 0.04:
+            reported.set()
+
+    probe = LagProbe(on_lag, interval=0.005)
+    probe.start()
+    try:
+        blocked_until = time.perf_counter() + 0.06
+        while time.perf_counter() < blocked_until:  # a CPU hog holding the loop
+            pass
+        await asyncio.wait_for(reported.wait(), DEADLINE)
+    finally:
+        probe.stop()
+    assert max(lags) >= 0.04
+
+
+def test_acks_much_slower_than_the_recent_fastest_lower_the_limit() -> None:
+    limit = AdaptiveLimit(16, lag_target=0.002, ack_margin=0.010)
+    assert limit.observe(0.0, slowest_ack=0.030, fastest_ack=0.002) == 8
+    assert limit.observe(0.0, slowest_ack=0.009, fastest_ack=0.008) == 8  # hold
+    assert limit.observe(0.0, slowest_ack=0.003, fastest_ack=0.003) == 9
+
+
+def test_a_slow_disk_alone_does_not_hold_the_workers_back() -> None:
+    limit = AdaptiveLimit(16, lag_target=0.002, ack_margin=0.010)
+    # Every commit takes 40 ms: acks are slow, but no slower than the disk allows.
+    values = [limit.observe(0.0, slowest_ack=0.044, fastest_ack=0.040) for _ in range(10)]
+    assert values[-1] == 16
+
+
+def test_by_default_a_flood_pauses_the_workers_and_they_come_back_one_at_a_time() -> None:
+    limit = AdaptiveLimit(4, lag_target=0.002)
+    assert [limit.observe(1.0) for _ in range(3)] == [2, 1, 0]
+    assert [limit.observe(0.0) for _ in range(4)] == [1, 2, 3, 4]
+
+
+async def test_probe_does_not_blame_the_loop_for_time_it_spent_off_the_cpu() -> None:
+    lags: list[float] = []
+    ticked = asyncio.Event()
+
+    def on_lag(lag: float) -> None:
+        lags.append(lag)
+        ticked.set()
+
+    probe = LagProbe(on_lag, interval=0.005)
+    probe.start()
+    try:
+        time.sleep(0.05)  # noqa: ASYNC251  # stands in for the kernel running another process
+        await asyncio.wait_for(ticked.wait(), DEADLINE)
+    finally:
+        probe.stop()
+    assert lags[0] < 0.01  # 45 ms late, but not the loop's doing
