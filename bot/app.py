@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -46,8 +47,13 @@ def create_app(
     router: Router | None = None,
     registry: CollectorRegistry | None = None,
     tracer_provider: trace.TracerProvider | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
-    """Build the bot's ASGI app; nothing is opened until the lifespan starts."""
+    """Build the bot's ASGI app; nothing is opened until the lifespan starts.
+
+    ``freeze_gc`` (the served process sets it) moves everything built at start-up out of the
+    garbage collector's full passes, which otherwise pause the loop for ~100 ms under a backlog.
+    """
     metrics = BotMetrics(registry if registry is not None else CollectorRegistry())
     own_provider = tracer_provider is None
     provider = (
@@ -85,6 +91,9 @@ def create_app(
             )
             stack.push_async_callback(_cancel, purger)
             app.state.inbox, app.state.pool, app.state.metrics = the_inbox, pool, metrics
+            if freeze_gc:  # not in tests: frozen objects are never freed
+                gc.collect()
+                gc.freeze()
             log.info("bot started", extra={"log_type": "lifecycle"})
             yield
             log.info("bot stopping", extra={"log_type": "lifecycle"})
@@ -128,7 +137,7 @@ def create_app_from_env() -> FastAPI:
 
     settings = BotSettings()  # type: ignore[call-arg]  # required values come from the env
     configure_logging(settings.log_level, secret_values(settings))
-    return create_app(settings)
+    return create_app(settings, freeze_gc=True)
 
 
 def secret_values(settings: BotSettings) -> list[str]:

@@ -65,7 +65,7 @@ def serve(*, fd: int | None = None) -> int:
 
     configure_logging(settings.log_level, secret_values(settings))
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
