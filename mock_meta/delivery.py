@@ -1,11 +1,12 @@
 """The platform side of every webhook: signed POSTs, Meta's retry rules, alert and disable.
 
 Events of one PSID go out in FIFO order with one POST in flight per PSID; many PSIDs are in
-flight at once (bounded, over a pooled ``httpx.AsyncClient``). A failed event gets the
-profile's immediate retries, then spaced retries on the platform clock, and stops blocking
-the PSID's later events meanwhile (so order breaks after failures, as on Meta). A Page whose
-deliveries keep failing raises a developer alert at ``alert_after`` and is unsubscribed at
-``disable_after``; any success resets that timer.
+flight at once (``max_in_flight``, each on a keep-alive connection of
+:class:`~mock_meta.webhook_http.WebhookHttpClient`, or through an injected httpx client).
+A failed event gets the profile's immediate retries, then spaced retries on the platform
+clock, and stops blocking the PSID's later events meanwhile (so order breaks after failures,
+as on Meta). A Page whose deliveries keep failing raises a developer alert at
+``alert_after`` and is unsubscribed at ``disable_after``; any success resets that timer.
 
 >>> engine = DeliveryEngine(clock=clock, journal=journal, metrics=metrics,   # doctest: +SKIP
 ...                         profile=RetryProfile(), chaos=Chaos(), subscriptions=state)
@@ -20,6 +21,7 @@ deliveries keep failing raises a developer alert at ``alert_after`` and is unsub
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 import time
@@ -35,9 +37,12 @@ from mock_meta.clock import Clock
 from mock_meta.journal import AttemptRecord, DeliveryRecord, Journal
 from mock_meta.metrics import MockMetrics, attempt_label
 from mock_meta.retry_profile import RetryProfile
+from mock_meta.webhook_http import WebhookConnectionError, WebhookHttpClient
 from mock_meta.wire import SIGNATURE_256_HEADER, SignatureMode, serialize, webhook_headers
 
-DEFAULT_MAX_IN_FLIGHT = 256
+# Keeps a bot that takes ~50 ms per ack busy at ~1,000 deliveries/s; a POST in flight is one
+# keep-alive connection, which costs WebhookHttpClient next to nothing.
+DEFAULT_MAX_IN_FLIGHT = 64
 
 _Key = tuple[str, str, str]  # (app_id, page_id, psid or "") — one FIFO per key
 _PageKey = tuple[str, str]  # (app_id, page_id)
@@ -79,14 +84,13 @@ class _Delivery:
     # Chaos holds a delivery back behind the next one at most once; deciding again on every
     # pop could starve it behind an endless stream of later events.
     held_back: bool = False
+    # Computed once (``field`` is a member here): the hot path reads them several times.
+    key: _Key = dataclasses.field(init=False)
+    page_key: _PageKey = dataclasses.field(init=False)
 
-    @property
-    def key(self) -> _Key:
-        return (self.target.app_id, self.page_id, self.psid or "")
-
-    @property
-    def page_key(self) -> _PageKey:
-        return (self.target.app_id, self.page_id)
+    def __post_init__(self) -> None:
+        self.key = (self.target.app_id, self.page_id, self.psid or "")
+        self.page_key = (self.target.app_id, self.page_id)
 
 
 class DeliveryEngine:
@@ -105,6 +109,10 @@ class DeliveryEngine:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         include_sha1: bool = True,
     ) -> None:
+        """``client``: POST through this httpx client (tests pass a ``MockTransport`` one)
+        instead of the engine's own :class:`WebhookHttpClient`; the caller closes it."""
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
         self.profile = profile
         self.include_sha1 = include_sha1
         self._clock = clock
@@ -112,8 +120,11 @@ class DeliveryEngine:
         self._metrics = metrics
         self._chaos = chaos
         self._subscriptions = subscriptions
-        self._client = client
-        self._owns_client = client is None
+        self._given_client = client
+        self._http: WebhookHttpClient | None = None  # built by start(), closed by stop()
+        # Metric children by label values: ``.labels()`` costs more than the observation.
+        self._attempt_counters: dict[tuple[str, str], Any] = {}
+        self._durations: dict[str, Any] = {}
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wakeup = asyncio.Event()
@@ -140,18 +151,17 @@ class DeliveryEngine:
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        if self._client is None:
-            limits = httpx.Limits(
-                max_connections=self._max_in_flight, max_keepalive_connections=self._max_in_flight
-            )
-            # trust_env=False: a developer's HTTP(S)_PROXY must never capture loopback webhooks.
-            self._client = httpx.AsyncClient(limits=limits, trust_env=False)
+        if self._given_client is None and self._http is None:
+            # It reads no proxy settings: a developer's HTTP(S)_PROXY never captures webhooks.
+            self._http = WebhookHttpClient(max_idle_per_origin=self._max_in_flight)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="mock-meta-delivery")
 
     async def stop(self) -> None:
-        """Cancel in-flight work; queued deliveries stay pending (nothing is persisted)."""
+        """Cancel in-flight work; unsettled deliveries stay queued in memory for a restart."""
         tasks = [t for t in (self._dispatcher, *self._tasks, *self._watchdogs.values()) if t]
-        tasks += [task for _, task in self._scheduled.values()]
+        for item, task in self._scheduled.values():
+            tasks.append(task)
+            self._push(item, True)  # retried at once after a restart rather than lost
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -159,12 +169,13 @@ class DeliveryEngine:
         self._tasks.clear()
         self._watchdogs.clear()
         self._watch_due.clear()
+        self._failing_since.clear()  # a restart starts a fresh failure streak
         self._scheduled.clear()
         self._due.clear()
         self._metrics.retry_backlog.set(0)
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
 
     def reset(self) -> None:
         """Forget every queued and scheduled delivery and failure timer (``/_mock/reset``)."""
@@ -202,9 +213,7 @@ class DeliveryEngine:
         now = self._clock.now()
         if any(due <= now for due in self._due.values()):
             return False
-        return all(
-            due > now for page, due in self._watch_due.items() if page in self._watchdogs
-        )
+        return all(due > now for page, due in self._watch_due.items() if page in self._watchdogs)
 
     def failing_since(self, app_id: str, page_id: str) -> float | None:
         """Clock time of the first failure in the current failure streak, if any."""
@@ -316,7 +325,8 @@ class DeliveryEngine:
         queue = self._queues[key]
         head = queue[0]
         if reorder and len(queue) >= 2 and not head.held_back:
-            if self._chaos.should_reorder(head.id):
+            chaos = self._chaos
+            if chaos.config.reorder_probability and chaos.should_reorder(head.id):
                 head.held_back = True
                 queue[0], queue[1] = queue[1], head
         item = queue.popleft()
@@ -328,6 +338,12 @@ class DeliveryEngine:
     async def _run(self, batch: list[_Delivery]) -> None:
         try:
             await self._deliver(batch)
+        except asyncio.CancelledError:
+            # stop() mid-POST: keep the events so a restarted engine delivers them.
+            for item in reversed(batch):
+                if item.id in self._live and not item.record.finished:
+                    self._push(item, True)
+            raise
         finally:
             self._slots.release()
             for item in batch:
@@ -356,7 +372,8 @@ class DeliveryEngine:
                     self._finish(item, "delivered")
                 for page in {i.page_key for i in batch}:
                     self._page_succeeded(page)
-                if self._chaos.should_duplicate(batch[0].id):
+                chaos = self._chaos
+                if chaos.config.duplicate_probability and chaos.should_duplicate(batch[0].id):
                     # A lost ack as seen by the bot: the very same bytes and signature again.
                     await self._attempt(batch, body, headers, duplicate=True)
                 return
@@ -382,7 +399,12 @@ class DeliveryEngine:
         status, outcome, error, latency = await self._post(
             batch[0].target.callback_url, body, headers
         )
-        self._metrics.delivery_duration.labels(outcome=outcome).observe(latency)
+        duration = self._durations.get(outcome)
+        if duration is None:
+            duration = self._durations[outcome] = self._metrics.delivery_duration.labels(
+                outcome=outcome
+            )
+        duration.observe(latency)
         if outcome != "success":
             for page in {i.page_key for i in batch}:
                 self._last_error[page] = error or outcome
@@ -390,9 +412,13 @@ class DeliveryEngine:
             item.attempts += 1
             if item.first_attempt_at is None:
                 item.first_attempt_at = at
-            self._metrics.deliveries.labels(
-                outcome=outcome, attempt=attempt_label(item.attempts)
-            ).inc()
+            labels = (outcome, attempt_label(item.attempts))
+            counter = self._attempt_counters.get(labels)
+            if counter is None:
+                counter = self._attempt_counters[labels] = self._metrics.deliveries.labels(
+                    outcome=labels[0], attempt=labels[1]
+                )
+            counter.inc()
             self._journal.delivery_attempted(
                 item.record,
                 AttemptRecord(
@@ -412,21 +438,25 @@ class DeliveryEngine:
     async def _post(
         self, url: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int | None, str, str | None, float]:
-        assert self._client is not None, "start() the engine first"
+        http, client = self._http, self._given_client
         timeout = self.profile.timeout_seconds
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout):
-                response = await self._client.post(
-                    url, content=body, headers=headers, timeout=timeout
-                )
+            async with asyncio.timeout(timeout):  # the whole attempt: connect, send, answer
+                if http is not None:
+                    status = await http.post(url, body, headers)
+                else:
+                    assert client is not None, "start() the engine first"
+                    response = await client.post(
+                        url, content=body, headers=headers, timeout=timeout
+                    )
+                    status = response.status_code
         except (TimeoutError, httpx.TimeoutException):
             return None, "timeout", f"no answer within {timeout:g} s", time.perf_counter() - started
-        except httpx.HTTPError as exc:
+        except (WebhookConnectionError, httpx.HTTPError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return None, "connection_error", error, time.perf_counter() - started
         latency = time.perf_counter() - started
-        status = response.status_code
         if self.profile.is_success(status):
             return status, "success", None, latency
         return status, "http_error", f"HTTP {status} (expected {self._expected()})", latency

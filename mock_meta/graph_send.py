@@ -1,21 +1,30 @@
 """``POST /{page-id|me}/messages``: validate → faults → rate limit → answer → receipts.
 
 This is the load test's hot path, so it does only what an answer needs: O(1) state lookups,
-one journal record, one counter and one histogram observation. Echo, delivery and read
-webhooks are handed to the delivery engine (queued, not awaited).
+one journal record (no copy of the request), one counter and one histogram observation; the
+counter's label children and the usage header are cached. Echo, delivery and read webhooks
+are handed to the delivery engine (queued, not awaited).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+import weakref
 from typing import Any
 
 from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer
 from mock_meta.graph_errors import GraphError, business_use_case_usage
-from mock_meta.metrics import send_error_code_label
+from mock_meta.metrics import MockMetrics, send_error_code_label
 from mock_meta.runtime import MockRuntime
 from mock_meta.send_validation import ValidSend, authorize, validate_send
+
+# Per-metrics cache of counter children by error-code label: ``.labels()`` costs several times
+# the increment. Weak keys, so a mock's cache goes with its metrics.
+_request_counters: weakref.WeakKeyDictionary[MockMetrics, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
@@ -60,15 +69,29 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
         answer = error_answer(err)
         if not sent:  # a sent-anyway fault is journalled as the message the user got
             _journal(rt, fields, valid, answer, err)
-        rt.metrics.send_api_requests.labels(error_code=send_error_code_label(err.code)).inc()
+        _count(rt.metrics, send_error_code_label(err.code))
     else:
-        rt.metrics.send_api_requests.labels(error_code="none").inc()
+        _count(rt.metrics, "none")
     if valid is not None:
-        answer.headers["x-business-use-case-usage"] = business_use_case_usage(
-            valid.page_id, usage_pct
-        )
+        answer.headers["x-business-use-case-usage"] = _usage_header(valid.page_id, usage_pct)
     rt.metrics.send_api_duration.observe(time.perf_counter() - started)
     return answer
+
+
+def _count(metrics: MockMetrics, error_code: str) -> None:
+    children = _request_counters.get(metrics)
+    if children is None:
+        children = _request_counters[metrics] = {}
+    child = children.get(error_code)
+    if child is None:
+        child = children[error_code] = metrics.send_api_requests.labels(error_code=error_code)
+    child.inc()
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage_header(page_id: str, usage_pct: int) -> str:
+    # A pure function of its arguments; pages and usage percentages are few.
+    return business_use_case_usage(page_id, usage_pct)
 
 
 def _succeed(rt: MockRuntime, valid: ValidSend, fields: dict[str, Any]) -> GraphAnswer:

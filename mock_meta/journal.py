@@ -19,9 +19,7 @@ unanswered action (time-to-first-reply is observed then); with none unanswered i
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
-import re
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -29,154 +27,40 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from mock_meta.clock import Clock
+from mock_meta.journal_records import (
+    FINISHED_STATES,
+    REDACTED,
+    ActionRecord,
+    AlertRecord,
+    AttemptRecord,
+    DeliveryRecord,
+    ReplyResult,
+    SendRecord,
+    SubscriptionRecord,
+    redact,
+    redact_top_level,
+)
 from mock_meta.metrics import MockMetrics
 
+__all__ = [
+    "DEFAULT_RETENTION",
+    "FINISHED_STATES",
+    "REDACTED",
+    "ActionRecord",
+    "AlertRecord",
+    "AttemptRecord",
+    "DeliveryRecord",
+    "Journal",
+    "ReplyResult",
+    "SendRecord",
+    "SubscriptionRecord",
+    "redact",
+    "redact_top_level",
+]
+
 DEFAULT_RETENTION = 10_000
-FINISHED_STATES = frozenset({"delivered", "dropped", "skipped"})
-REDACTED = "[redacted]"
-_SECRET_KEYS = frozenset({"access_token", "appsecret_proof", "app_secret", "client_secret"})
-_SECRET_IN_TEXT = re.compile(r"((?:access_token|appsecret_proof)=)[^&\s\"']+")
 # Recent sends kept per PSID for the waiters (the full history is in the bounded deque).
 _PER_PSID_SENDS = 256
-
-
-@dataclass(slots=True)
-class ActionRecord:
-    """A simulated user's action that produced a webhook event."""
-
-    seq: int
-    at: float
-    psid: str
-    page_id: str
-    mid: str | None
-    event_type: str
-    expects_reply: bool = True
-    answered_by: str | None = None  # message_id of the reply attributed to this action
-    answered_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(slots=True)
-class AttemptRecord:
-    """One HTTP POST of a delivery (a batched POST adds one attempt to each of its deliveries)."""
-
-    attempt: int
-    at: float
-    status: int | None
-    latency_seconds: float
-    outcome: str  # success | http_error | timeout | connection_error
-    signature: str | None  # the X-Hub-Signature-256 header sent (None when missing)
-    error: str | None = None
-    duplicate: bool = False
-    batch_size: int = 1
-
-
-@dataclass(slots=True)
-class DeliveryRecord:
-    """A webhook event on its way to one app; ``state`` moves pending → delivered|dropped."""
-
-    seq: int
-    delivery_id: str
-    app_id: str
-    page_id: str
-    psid: str | None
-    mid: str | None
-    event_type: str
-    field: str
-    standby: bool
-    enqueued_at: float
-    state: str = "pending"  # pending | retrying | delivered | dropped | skipped
-    reason: str | None = None
-    delivered_at: float | None = None
-    ack_latency_seconds: float | None = None
-    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED_STATES
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(slots=True)
-class SendRecord:
-    """One Send API call as the mock answered it (the token is never stored)."""
-
-    seq: int
-    at: float
-    page_id: str | None
-    psid: str | None
-    kind: str  # message | sender_action
-    request: dict[str, Any]
-    response: dict[str, Any]
-    status: int
-    error_code: int | None = None
-    error_subcode: int | None = None
-    message_id: str | None = None
-    answers_mid: str | None = None
-    time_to_reply_seconds: float | None = None
-    extra: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error_code is None and 200 <= self.status < 300
-
-    @property
-    def is_reply(self) -> bool:
-        """A message that reached the user (what the reply waiters look for)."""
-        return self.ok and self.kind == "message"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(slots=True)
-class AlertRecord:
-    seq: int
-    at: float
-    app_id: str
-    page_id: str
-    kind: str  # failing_15m | webhooks_disabled
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(slots=True)
-class SubscriptionRecord:
-    seq: int
-    at: float
-    app_id: str
-    page_id: str
-    change: str  # subscribed | unsubscribed | disabled | fields_changed
-    fields: list[str] | None = None
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyResult:
-    """What ``wait_reply`` found: the reply, how long it took, and how fast the bot acked."""
-
-    reply: SendRecord
-    time_to_reply_seconds: float
-    ack_latency_seconds: float | None
-    action: ActionRecord | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reply": self.reply.to_dict(),
-            "time_to_reply_seconds": self.time_to_reply_seconds,
-            "ack_latency_seconds": self.ack_latency_seconds,
-        }
-
-
 R = TypeVar("R")
 
 
@@ -195,19 +79,6 @@ class _Ring(Generic[R]):
             self.dropped += 1
         self.items.append(item)
         return evicted
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with tokens and secrets replaced, for storing requests safely."""
-    if isinstance(value, dict):
-        return {
-            k: (REDACTED if str(k).lower() in _SECRET_KEYS else redact(v)) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str) and "=" in value:
-        return _SECRET_IN_TEXT.sub(rf"\1{REDACTED}", value)
-    return value
 
 
 class Journal:
@@ -344,7 +215,13 @@ class Journal:
         kind: str = "message",
     ) -> SendRecord:
         """Record a Send API call; a successful message is attributed to the oldest unanswered
-        action of ``psid`` (or counted as an extra reply)."""
+        action of ``psid`` (or counted as an extra reply).
+
+        ``request`` and ``response`` are stored as given, top-level secrets replaced
+        (:func:`redact_top_level`): callers must not change them afterwards.
+        """
+        stored_request = redact_top_level(request)
+        stored_response = redact_top_level(response) if type(response) is dict else response
         with self._lock:
             now = self._clock.now()
             record = SendRecord(
@@ -353,8 +230,8 @@ class Journal:
                 page_id,
                 psid,
                 kind,
-                redact(request),
-                redact(response),
+                stored_request,
+                stored_response,
                 status,
                 error_code,
                 error_subcode,

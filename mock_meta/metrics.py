@@ -14,7 +14,23 @@ REPLY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300
 
 DELIVERY_OUTCOMES = ("success", "http_error", "timeout", "connection_error")
 ATTEMPT_LABELS = ("1", "2", "3", "4", "5+")
-SEND_ERROR_CODES = ("none", "1", "2", "4", "10", "100", "190", "200", "551", "613", "1200", "2018001", "2018278", "80006", "other")
+SEND_ERROR_CODES = (
+    "none",
+    "1",
+    "2",
+    "4",
+    "10",
+    "100",
+    "190",
+    "200",
+    "551",
+    "613",
+    "1200",
+    "2018001",
+    "2018278",
+    "80006",
+    "other",
+)
 
 
 def attempt_label(attempt: int) -> str:

@@ -87,7 +87,10 @@ class MockRuntime:
         clock: ControllableClock,
         metrics: MockMetrics,
         http_client: httpx.AsyncClient,
+        webhook_client: httpx.AsyncClient | None = None,
     ) -> None:
+        """``http_client`` runs handshakes; webhooks go through the engine's own HTTP/1.1
+        client unless ``webhook_client`` is given (tests pass a ``MockTransport`` one)."""
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
@@ -107,7 +110,8 @@ class MockRuntime:
             profile=self.profile,
             chaos=self.chaos,
             subscriptions=self.state,
-            client=http_client,
+            client=webhook_client,
+            max_in_flight=settings.delivery_concurrency,
         )
 
     # --- delivery ----------------------------------------------------------------------

@@ -48,6 +48,8 @@ class MockSettings(BaseSettings):
     success_rule: Literal["exact_200", "any_2xx"] = "exact_200"
     # A named profile of mock_meta.retry_profile.PROFILES (retry spacing, alert, disable).
     retry_profile: str = "meta-2026-05"
+    # Webhook POSTs in flight at once (over as many keep-alive connections); one per PSID.
+    delivery_concurrency: int = Field(default=64, ge=1, le=4096)
 
     # --- Send API policy ---
     # Per-page Send API calls per second before 613; 0 switches the limiter off.

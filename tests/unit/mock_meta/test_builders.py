@@ -290,7 +290,9 @@ def test_mids_are_m_prefixed_url_safe_and_reproducible_with_a_seed() -> None:
     assert len(mids) == 500
     for mid in mids:
         assert mid.startswith("m_") and len(mid) > 20
-        assert set(mid[2:]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+        assert set(mid[2:]) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        )
 
 
 def test_timestamps_follow_the_clock_in_epoch_milliseconds() -> None:

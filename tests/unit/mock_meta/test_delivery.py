@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from typing import Any
 
+import httpx
 import pytest
 
 from mock_meta.builders import BuiltEvent, EventBuilder, envelope
 from mock_meta.chaos import Chaos, ChaosConfig
 from mock_meta.clock import ControllableClock
 from mock_meta.delivery import AppTarget, DeliveryEngine
-from mock_meta.journal import Journal
+from mock_meta.journal import DeliveryRecord, Journal
 from mock_meta.metrics import MockMetrics
 from mock_meta.retry_profile import RetryProfile
 from mock_meta.wire import serialize
@@ -41,6 +41,14 @@ def enqueue(engine: DeliveryEngine, url: str, built: BuiltEvent, **kw: Any) -> s
     )
 
 
+async def settled(journal: Journal, built: BuiltEvent) -> DeliveryRecord:
+    """The delivery of ``built`` once it settled (fails the test after 5 s)."""
+    assert built.mid is not None
+    record = await journal.wait_delivery(built.mid, timeout=5)
+    assert record is not None, f"delivery of {built.mid} did not settle"
+    return record
+
+
 def attempts(metrics: MockMetrics, outcome: str, attempt: str) -> float:
     value = metrics.registry.get_sample_value(
         "mock_meta_delivery_attempts_total", {"outcome": outcome, "attempt": attempt}
@@ -63,12 +71,14 @@ async def test_delivers_metas_exact_bytes_with_signatures_the_receiver_can_verif
     assert got.sha256_valid and got.sha1_valid
     assert got.headers["user-agent"] == "facebookexternalua"
     assert got.headers["content-type"] == "application/json"
-    assert b"\\u00e4\\u00f6\\u00e5 \\u2764\\ufe0f" in got.body and b"https:\\/\\/x.io\\/a" in got.body
+    assert (
+        b"\\u00e4\\u00f6\\u00e5 \\u2764\\ufe0f" in got.body and b"https:\\/\\/x.io\\/a" in got.body
+    )
     assert got.body.isascii()
     assert got.body == serialize(envelope([built.entry(time_ms=int(clock.now() * 1000))]))
     assert got.json["entry"][0]["messaging"] == [built.event]
-    record = await journal.wait_delivery(built.mid, timeout=5)
-    assert record is not None and record.state == "delivered"
+    record = await settled(journal, built)
+    assert record.state == "delivered"
     assert record.attempts[0].signature == got.headers["x-hub-signature-256"]
     assert record.ack_latency_seconds is not None and record.ack_latency_seconds > 0
     assert attempts(metrics, "success", "1") == 1
@@ -122,8 +132,8 @@ async def test_a_500_is_retried_immediately_then_delivered(
     enqueue(engine, receiver.url, built)
     first, second = await receiver.wait_for(2)
     assert first.body == second.body and second.sha256_valid
-    record = await journal.wait_delivery(built.mid, timeout=5)
-    assert record is not None and record.state == "delivered"
+    record = await settled(journal, built)
+    assert record.state == "delivered"
     assert [(a.attempt, a.status, a.outcome) for a in record.attempts] == [
         (1, 500, "http_error"),
         (2, 200, "success"),
@@ -134,14 +144,19 @@ async def test_a_500_is_retried_immediately_then_delivered(
 
 @pytest.mark.parametrize(("success", "retried"), [("exact_200", True), ("any_2xx", False)])
 async def test_other_2xx_counts_only_under_the_any_2xx_rule(
-    make_engine: Any, receiver: Any, journal: Journal, build: EventBuilder, success: str, retried: bool
+    make_engine: Any,
+    receiver: Any,
+    journal: Journal,
+    build: EventBuilder,
+    success: str,
+    retried: bool,
 ) -> None:
     engine = await make_engine(profile=RetryProfile(success=success))  # type: ignore[arg-type]
     receiver.respond(204)
     built = build.text(PAGE, PSID, "hi")
     enqueue(engine, receiver.url, built)
-    record = await journal.wait_delivery(built.mid, timeout=5)
-    assert record is not None and record.state == "delivered"
+    record = await settled(journal, built)
+    assert record.state == "delivered"
     assert len(record.attempts) == (2 if retried else 1)
 
 
@@ -152,8 +167,8 @@ async def test_a_redirect_is_a_failure(
     receiver.respond(302)
     built = build.text(PAGE, PSID, "hi")
     enqueue(engine, receiver.url, built)
-    record = await journal.wait_delivery(built.mid, timeout=5)
-    assert record is not None and [a.status for a in record.attempts] == [302, 200]
+    record = await settled(journal, built)
+    assert [a.status for a in record.attempts] == [302, 200]
 
 
 async def test_a_slow_receiver_is_counted_as_a_timeout_and_retried(
@@ -163,8 +178,8 @@ async def test_a_slow_receiver_is_counted_as_a_timeout_and_retried(
     receiver.respond("hang")
     built = build.text(PAGE, PSID, "hi")
     enqueue(engine, receiver.url, built)
-    record = await journal.wait_delivery(built.mid, timeout=5)
-    assert record is not None and record.state == "delivered"
+    record = await settled(journal, built)
+    assert record.state == "delivered"
     assert [a.outcome for a in record.attempts] == ["timeout", "success"]
     assert record.attempts[0].latency_seconds >= 0.2
     assert attempts(metrics, "timeout", "1") == 1
@@ -201,7 +216,7 @@ async def test_a_failing_event_waits_on_the_clock_without_blocking_later_events(
     got = await receiver.wait_for(3)
     # Meta's documented reordering after failures: 1 (failed), 2, then 1 again.
     assert [r.mids[0] for r in got] == [first.mid, second.mid, first.mid]
-    assert (await journal.wait_delivery(first.mid, timeout=5)).state == "delivered"  # type: ignore[union-attr]
+    assert (await settled(journal, first)).state == "delivered"
     assert engine.backlog == 0
 
 
@@ -225,12 +240,13 @@ async def test_receiver_down_alerts_at_15_minutes_and_disables_the_page_at_an_ho
     enqueue(engine, receiver.url, other_page)  # a healthy page of the same app is unaffected
     await eventually(lambda: engine.quiet)
     assert engine.failing_since(APP_ID, PAGE) == start
-    assert (await journal.wait_delivery(other_page.mid, 5)).state == "delivered"  # type: ignore[union-attr]
+    assert (await settled(journal, other_page)).state == "delivered"
 
     def alerts(kind: str) -> float:
-        return metrics.registry.get_sample_value(
-            "mock_meta_developer_alerts_total", {"kind": kind}
-        ) or 0.0
+        return (
+            metrics.registry.get_sample_value("mock_meta_developer_alerts_total", {"kind": kind})
+            or 0.0
+        )
 
     while clock.now() < start + 3600:
         clock.advance(30)
@@ -254,7 +270,16 @@ async def test_receiver_down_alerts_at_15_minutes_and_disables_the_page_at_an_ho
         # 4 at once, then spaced by 1, 5, 30, 120, 300, 600 s, then every 600 s: with the clock
         # moving in 30 s steps they land at 30, 60, 90, 210, 510, 1110, 1710, 2310, 2910, 3510.
         assert [round(a.at - start) for a in record.attempts] == [0] * 4 + [
-            30, 60, 90, 210, 510, 1110, 1710, 2310, 2910, 3510
+            30,
+            60,
+            90,
+            210,
+            510,
+            1110,
+            1710,
+            2310,
+            2910,
+            3510,
         ]
     dropped = metrics.registry.get_sample_value(
         "mock_meta_deliveries_dropped_total", {"reason": "unsubscribed"}
@@ -310,8 +335,12 @@ async def test_an_event_is_given_up_after_give_up_after(
     eventually: Any,
 ) -> None:
     profile = RetryProfile(
-        immediate_retries=0, retry_delays=(), repeat_delay=10, give_up_after=25,
-        alert_after=1000, disable_after=2000,
+        immediate_retries=0,
+        retry_delays=(),
+        repeat_delay=10,
+        give_up_after=25,
+        alert_after=1000,
+        disable_after=2000,
     )
     engine = await make_engine(profile=profile)
     receiver.respond(500, 500, 500)
@@ -320,8 +349,8 @@ async def test_an_event_is_given_up_after_give_up_after(
     for _ in range(3):
         await eventually(lambda: engine.quiet)
         clock.advance(10)
-    record = await journal.wait_delivery(poison.mid, timeout=5)
-    assert record is not None and (record.state, record.reason) == ("dropped", "expired")
+    record = await settled(journal, poison)
+    assert (record.state, record.reason) == ("dropped", "expired")
     # Attempts at 0, 10 and 20 s; the next (30 s) would be past give_up_after (25 s).
     assert [a.at - record.attempts[0].at for a in record.attempts] == [0, 10, 20]
     expired = metrics.registry.get_sample_value(
@@ -375,19 +404,27 @@ async def test_batching_puts_entries_of_several_pages_in_one_signed_post(
     make_engine: Any, receiver: Any, journal: Journal, build: EventBuilder
 ) -> None:
     # Pick a seed whose first decision batches the most; fixed by the seed, so reproducible.
-    seed = next(s for s in range(100) if Chaos(ChaosConfig(seed=s, batch_max_entries=4)).batch_size("dlv_1") == 4)
+    seed = next(
+        s
+        for s in range(100)
+        if Chaos(ChaosConfig(seed=s, batch_max_entries=4)).batch_size("dlv_1") == 4
+    )
     engine = await make_engine(chaos=ChaosConfig(seed=seed, batch_max_entries=4))
-    built = [build.text(page, f"70000000000000{n}", "hi") for n, page in enumerate([PAGE, PAGE_2] * 3)]
+    built = [
+        build.text(page, f"70000000000000{n}", "hi") for n, page in enumerate([PAGE, PAGE_2] * 3)
+    ]
     for b in built:
         enqueue(engine, receiver.url, b)
-    deliveries = [await journal.wait_delivery(b.mid, timeout=5) for b in built]  # type: ignore[arg-type]
-    assert all(d is not None and d.state == "delivered" for d in deliveries)
+    deliveries = [await settled(journal, b) for b in built]
+    assert all(d.state == "delivered" for d in deliveries)
     first = receiver.received[0]
     assert first.sha256_valid
     assert len(first.json["entry"]) == 4
     assert {e["id"] for e in first.json["entry"]} == {PAGE, PAGE_2}
     assert all(len(e["messaging"]) == 1 for e in first.json["entry"])
-    assert sorted(m for r in receiver.received for m in r.mids) == sorted(b.mid for b in built)
+    assert sorted(str(m) for r in receiver.received for m in r.mids) == sorted(
+        str(b.mid) for b in built
+    )
 
 
 @pytest.mark.parametrize("mode", ["wrong", "missing"])
@@ -411,13 +448,72 @@ async def test_signature_mode_can_be_set_for_one_delivery(
     assert not forged.sha256_valid and genuine.sha256_valid
 
 
-async def test_stop_leaves_nothing_running(
-    make_engine: Any, receiver: Any, build: EventBuilder
+async def test_events_cut_off_by_stop_are_delivered_after_a_restart(
+    make_engine: Any, receiver: Any, journal: Journal, build: EventBuilder
 ) -> None:
     engine = await make_engine()
     receiver.respond("hang")
-    enqueue(engine, receiver.url, build.text(PAGE, PSID, "hi"))
+    built = build.text(PAGE, PSID, "hi")
+    enqueue(engine, receiver.url, built)
     await receiver.wait_for(1)
     await engine.stop()
-    assert engine.backlog == 1  # in memory only, never persisted
-    await asyncio.sleep(0)
+    assert engine.backlog == 1 and journal.deliveries(mid=built.mid)[0].state == "pending"
+    await engine.start()
+    _, again = await receiver.wait_for(2)
+    assert again.mids == [built.mid]
+    assert (await settled(journal, built)).state == "delivered"
+
+
+async def test_an_injected_client_carries_every_post(
+    make_engine: Any, journal: Journal, build: EventBuilder
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="EVENT_RECEIVED")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        engine = await make_engine(client=client)
+        built = build.text(PAGE, PSID, "hi")
+        enqueue(engine, "http://bot.invalid/webhook", built)
+        assert (await settled(journal, built)).state == "delivered"
+    assert [str(r.url) for r in seen] == ["http://bot.invalid/webhook"]
+
+
+@pytest.mark.parametrize(("max_in_flight", "order"), [(1, ["A", "A", "B"]), (2, ["A", "B", "A"])])
+async def test_max_in_flight_caps_the_posts_open_at_once(
+    make_engine: Any,
+    receiver: Any,
+    journal: Journal,
+    build: EventBuilder,
+    max_in_flight: int,
+    order: list[str],
+) -> None:
+    # A's first POST hangs until its timeout; B can overtake it only if a second slot exists.
+    engine = await make_engine(
+        profile=RetryProfile(timeout_seconds=0.2), max_in_flight=max_in_flight
+    )
+    receiver.respond("hang")
+    a, b = build.text(PAGE, PSID, "A"), build.text(PAGE, PSID_2, "B")
+    enqueue(engine, receiver.url, a)
+    enqueue(engine, receiver.url, b)
+    got = await receiver.wait_for(3)
+    names = {a.mid: "A", b.mid: "B"}
+    assert [names[r.mids[0]] for r in got] == order
+    assert (await settled(journal, a)).state == (await settled(journal, b)).state == "delivered"
+
+
+def test_max_in_flight_must_be_positive(
+    clock: ControllableClock, journal: Journal, metrics: MockMetrics, subscriptions: Any
+) -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        DeliveryEngine(
+            clock=clock,
+            journal=journal,
+            metrics=metrics,
+            profile=RetryProfile(),
+            chaos=Chaos(),
+            subscriptions=subscriptions,
+            max_in_flight=0,
+        )

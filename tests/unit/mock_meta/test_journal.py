@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mock_meta.clock import ControllableClock
-from mock_meta.journal import AttemptRecord, Journal, redact
+from mock_meta.journal import REDACTED, AttemptRecord, Journal, redact, redact_top_level
 from mock_meta.metrics import MockMetrics
 
 PAGE, PSID, OTHER = "104501234567890", "6543210987654321", "7000000000000001"
@@ -64,9 +64,10 @@ def test_a_reply_answers_the_oldest_unanswered_action_and_records_time_to_reply(
     assert journal.action("m_1").answered_by == "m_r1"  # type: ignore[union-attr]
     count = registry.get_sample_value("mock_meta_time_to_first_reply_seconds_count")
     assert count == 2
-    assert registry.get_sample_value(
-        "mock_meta_time_to_first_reply_seconds_bucket", {"le": "1.0"}
-    ) == 1
+    assert (
+        registry.get_sample_value("mock_meta_time_to_first_reply_seconds_bucket", {"le": "1.0"})
+        == 1
+    )
 
 
 def test_a_message_with_nothing_unanswered_counts_as_an_extra_reply(journal: Journal) -> None:
@@ -132,8 +133,13 @@ async def test_wait_reply_wakes_when_the_reply_is_recorded_without_polling(
 ) -> None:
     journal.record_action(PSID, PAGE, "m_1", "text")
     delivery = journal.record_delivery(
-        delivery_id="dlv_1", app_id="1", page_id=PAGE, psid=PSID, mid="m_1",
-        event_type="text", field="messages",
+        delivery_id="dlv_1",
+        app_id="1",
+        page_id=PAGE,
+        psid=PSID,
+        mid="m_1",
+        event_type="text",
+        field="messages",
     )
     journal.delivery_attempted(
         delivery, AttemptRecord(1, clock.now(), 200, 0.012, "success", "sha256=x")
@@ -168,8 +174,13 @@ async def test_wait_reply_waits_for_the_ack_when_the_reply_overtakes_it(
 ) -> None:
     journal.record_action(PSID, PAGE, "m_1", "text")
     delivery = journal.record_delivery(
-        delivery_id="dlv_1", app_id="1", page_id=PAGE, psid=PSID, mid="m_1",
-        event_type="text", field="messages",
+        delivery_id="dlv_1",
+        app_id="1",
+        page_id=PAGE,
+        psid=PSID,
+        mid="m_1",
+        event_type="text",
+        field="messages",
     )
     send(journal)  # the bot answered before the engine saw its 200
     waiter = asyncio.create_task(journal.wait_reply(PSID, "m_1", timeout=30))
@@ -208,8 +219,13 @@ async def test_wait_no_reply_passes_on_silence_and_reports_a_reply(journal: Jour
 
 async def test_wait_delivery_wakes_when_the_delivery_settles(journal: Journal) -> None:
     record = journal.record_delivery(
-        delivery_id="dlv_1", app_id="1", page_id=PAGE, psid=PSID, mid="m_1",
-        event_type="text", field="messages",
+        delivery_id="dlv_1",
+        app_id="1",
+        page_id=PAGE,
+        psid=PSID,
+        mid="m_1",
+        event_type="text",
+        field="messages",
     )
     waiter = asyncio.create_task(journal.wait_delivery("m_1", timeout=30))
     await ticks()
@@ -238,15 +254,27 @@ def test_summary_counts_deliveries_by_state_and_retries(
     journal: Journal, clock: ControllableClock
 ) -> None:
     record = journal.record_delivery(
-        delivery_id="dlv_1", app_id="1", page_id=PAGE, psid=PSID, mid="m_1",
-        event_type="text", field="messages",
+        delivery_id="dlv_1",
+        app_id="1",
+        page_id=PAGE,
+        psid=PSID,
+        mid="m_1",
+        event_type="text",
+        field="messages",
     )
     for n, (status, outcome) in enumerate([(500, "http_error"), (200, "success")], start=1):
-        journal.delivery_attempted(record, AttemptRecord(n, clock.now(), status, 0.01, outcome, None))
+        journal.delivery_attempted(
+            record, AttemptRecord(n, clock.now(), status, 0.01, outcome, None)
+        )
     journal.delivery_finished(record, "delivered")
     journal.record_delivery(
-        delivery_id="dlv_2", app_id="1", page_id=PAGE, psid=PSID, mid="m_2",
-        event_type="text", field="messages",
+        delivery_id="dlv_2",
+        app_id="1",
+        page_id=PAGE,
+        psid=PSID,
+        mid="m_2",
+        event_type="text",
+        field="messages",
     )
     summary = journal.summary()
     assert summary["deliveries"] == {"delivered": 1, "pending": 1}
@@ -261,3 +289,16 @@ def test_clear_forgets_everything(journal: Journal) -> None:
     journal.clear()
     assert journal.summary()["actions"] == 0
     assert not (journal.actions() or journal.sends() or journal.alerts() or journal.subscriptions())
+
+
+def test_send_requests_are_stored_without_a_copy_unless_a_secret_is_replaced() -> None:
+    plain = {"recipient": {"id": PSID}, "message": {"text": "a=b"}}
+    assert redact_top_level(plain) is plain
+    with_token = {"recipient": {"id": PSID}, "access_token": "EAAB-secret", "q": "x&access_token=t"}
+    stored = redact_top_level(with_token)
+    assert stored == {
+        "recipient": {"id": PSID},
+        "access_token": REDACTED,
+        "q": f"x&access_token={REDACTED}",
+    }
+    assert with_token["access_token"] == "EAAB-secret"  # the caller's dict is left alone

@@ -17,8 +17,15 @@ def test_default_profile_is_metas_documented_behaviour() -> None:
 
 @pytest.mark.parametrize(
     ("status", "exact", "any_2xx"),
-    [(200, True, True), (201, False, True), (204, False, True), (301, False, False),
-     (302, False, False), (404, False, False), (500, False, False)],
+    [
+        (200, True, True),
+        (201, False, True),
+        (204, False, True),
+        (301, False, False),
+        (302, False, False),
+        (404, False, False),
+        (500, False, False),
+    ],
 )
 def test_success_rule(status: int, exact: bool, any_2xx: bool) -> None:
     assert RetryProfile().is_success(status) is exact

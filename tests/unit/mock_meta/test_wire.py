@@ -48,8 +48,12 @@ def test_body_b_and_c_variants_sign_differently_from_what_meta_sends() -> None:
     # (B) raw UTF-8 and (C) Python's default dumps are what naive bots recompute.
     b_variant = BODY_A.replace(b"\\u00e4\\u00f6\\u00e5", "äöå".encode()).replace(b"\\/", b"/")
     c_variant = json.dumps(OBJECT_A, separators=(",", ":")).encode()
-    assert sign_sha256(b_variant, SECRET).endswith("678411a74eb9d994b2e526d90a12618f3ad3938aae2e581bb435f081ccb92fe6")
-    assert sign_sha256(c_variant, SECRET).endswith("524774b50a0c758b554f47e99069f425d71b1efa452be86fdd3f18084b7c9395")
+    assert sign_sha256(b_variant, SECRET).endswith(
+        "678411a74eb9d994b2e526d90a12618f3ad3938aae2e581bb435f081ccb92fe6"
+    )
+    assert sign_sha256(c_variant, SECRET).endswith(
+        "524774b50a0c758b554f47e99069f425d71b1efa452be86fdd3f18084b7c9395"
+    )
     assert serialize(OBJECT_A) not in (b_variant, c_variant)
 
 
