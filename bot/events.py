@@ -25,7 +25,7 @@ class PayloadError(ValueError):
         self.status = status
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     """What a messaging object is about; also the ``event_type`` metric label (a closed set)."""
 
     TEXT = "text"
@@ -160,7 +160,9 @@ def parse_envelope(body: Any) -> list[InboundEvent]:
     return events
 
 
-def parse_event(item: dict[str, Any], *, page_id: str | None, standby: bool = False) -> InboundEvent:
+def parse_event(
+    item: dict[str, Any], *, page_id: str | None, standby: bool = False
+) -> InboundEvent:
     """Classify one messaging object and compute its identity for deduplication."""
     sender = _as_id(_nested(item, "sender", "id")) or _as_id(_nested(item, "sender", "user_ref"))
     recipient = _as_id(_nested(item, "recipient", "id"))

@@ -28,12 +28,38 @@ PROCESS_OUTCOMES = ("handled", "unhandled", "failed", "dead_lettered")
 # Graph error codes we name; anything else is "other". "none" is success, "network" and
 # "timeout" have no Graph code, "http_5xx"/"http_4xx" are answers without a Graph envelope.
 SEND_ERROR_CODES = (
-    "none", "1", "2", "4", "10", "17", "32", "100", "190", "200", "368", "551", "613",
-    "1200", "2018001", "2018278", "80001", "80006", "network", "timeout", "http_5xx",
-    "http_4xx", "other",
+    "none",
+    "1",
+    "2",
+    "4",
+    "10",
+    "17",
+    "32",
+    "100",
+    "190",
+    "200",
+    "368",
+    "551",
+    "613",
+    "1200",
+    "2018001",
+    "2018278",
+    "80001",
+    "80006",
+    "network",
+    "timeout",
+    "http_5xx",
+    "http_4xx",
+    "other",
 )
 SEND_OUTCOMES = ("success", "transient_error", "permanent_error")
-DROP_REASONS = ("outside_window", "permanent_error", "retries_exhausted", "no_token", "no_recipient")
+DROP_REASONS = (
+    "outside_window",
+    "permanent_error",
+    "retries_exhausted",
+    "no_token",
+    "no_recipient",
+)
 
 
 class BotMetrics:
@@ -108,7 +134,7 @@ class BotMetrics:
         self.queue_wait = Histogram(
             "bot_inbox_wait_seconds",
             "Time from the edge accepting an event to a worker starting it.",
-            buckets=HANDLER_BUCKETS + (30.0, 60.0),
+            buckets=(*HANDLER_BUCKETS, 30.0, 60.0),
             registry=registry,
         )
         self.handler_duration = Histogram(
@@ -207,7 +233,9 @@ class BotMetrics:
             for outcome in PROCESS_OUTCOMES:
                 self.events_processed.labels(event_type=kind.value, outcome=outcome)
         for outcome in SEND_OUTCOMES:
-            self.send_requests.labels(outcome=outcome, error_code="none" if outcome == "success" else "other")
+            self.send_requests.labels(
+                outcome=outcome, error_code="none" if outcome == "success" else "other"
+            )
         self.send_retries.labels(error_code="other")
         for reason in DROP_REASONS:
             self.replies_dropped.labels(reason=reason)

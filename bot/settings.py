@@ -21,7 +21,9 @@ class BotSettings(BaseSettings):
     verify_token: SecretStr = Field(alias="MESSENGER_VERIFY_TOKEN")
     app_secret: SecretStr = Field(alias="MESSENGER_APP_SECRET")
     # A second secret accepted during rotation; empty means none.
-    app_secret_previous: SecretStr = Field(default=SecretStr(""), alias="MESSENGER_APP_SECRET_PREVIOUS")
+    app_secret_previous: SecretStr = Field(
+        default=SecretStr(""), alias="MESSENGER_APP_SECRET_PREVIOUS"
+    )
     page_access_token: SecretStr = Field(alias="MESSENGER_PAGE_ACCESS_TOKEN")
     page_id: str = Field(default="", alias="MESSENGER_PAGE_ID")
     # Extra pages for multi-page bots: "page_id=token,page_id=token".
@@ -66,7 +68,9 @@ class BotSettings(BaseSettings):
 
     # --- Messaging window ---
     window_seconds: float = Field(default=24 * 3600, alias="MESSAGING_WINDOW_SECONDS")
-    human_agent_window_seconds: float = Field(default=7 * 24 * 3600, alias="HUMAN_AGENT_WINDOW_SECONDS")
+    human_agent_window_seconds: float = Field(
+        default=7 * 24 * 3600, alias="HUMAN_AGENT_WINDOW_SECONDS"
+    )
 
     # --- Logging ---
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

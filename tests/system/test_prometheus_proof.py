@@ -156,8 +156,10 @@ def test_dashboards_and_alerts_hold_against_real_prometheus(
             assert mock.delete("/_mock/faults").status_code == 200
         replies_before = traffic.replies
         wait_for(
-            lambda: not _alert_states(prometheus, "BotSendApiErrors")
-            and traffic.replies > replies_before + 10,
+            lambda: (
+                not _alert_states(prometheus, "BotSendApiErrors")
+                and traffic.replies > replies_before + 10
+            ),
             timeout=90,
             message="BotSendApiErrors resolved after the fault was cleared",
         )
