@@ -6,7 +6,9 @@ with the stub and the open-loop generator on core 1, every step on a fresh recei
 
 1. an overload probe (``--probe-rate``, default 4000/s) shows the reply rate each manages
    when swamped, and its p99 ack under overload;
-2. sustain steps at fixed rates, starting at 0.9x that reply rate, growing 1.6x after a
+2. sustain steps at fixed rates, starting at 0.9x that reply rate (at least ``START_RATE``:
+   the bot pauses its workers under a flood to keep acks fast, so its probe reply rate
+   says little about what it sustains), growing 1.6x after a
    pass and bisecting after a miss. A step passes when every POST was acked, the backlog
    (events sent minus distinct replies at the stub) is under half a second of traffic
    when the load stops, every reply arrives within a few seconds after, and none twice.
@@ -31,6 +33,7 @@ DRAIN_SECONDS = 5.0  # after the load: every reply must be in by then
 PROBE_DRAIN_SECONDS = 5.0  # the generator stops waiting for acks after this
 WARM_EVENTS = 100
 MIN_RATE = 25.0
+START_RATE = 100.0
 GROW, SHRINK, TIGHT = 1.6, 0.6, 1.15
 BACKLOG_SECONDS = 0.5  # a passing step ends with less than this much traffic unanswered
 RATIO_TARGET = 2.0
@@ -178,7 +181,7 @@ def next_rate(rate: float, passed: list[float], missed: list[float]) -> float | 
 
 def measure(run: Run, name: str) -> dict[str, Any]:
     probe = _fresh_step(run, name, run.probe_rate, run.probe_seconds)
-    rate: float | None = max(0.9 * probe.reply_rate, MIN_RATE)
+    rate: float | None = max(0.9 * probe.reply_rate, START_RATE)
     steps: list[Step] = []
     while rate is not None and len(steps) < run.search_steps:
         steps.append(_fresh_step(run, name, rate, run.seconds))

@@ -22,7 +22,7 @@ class Run:
     probe_seconds: float = 3.0  # an overload probe in the end-to-end phase
     probe_rate: float = 4000.0  # events/s offered by that probe: above what anyone sustains
     stub_latency_ms: float = 0.0  # added by the Send API stub to every request
-    search_steps: int = 5  # sustain steps per receiver in the end-to-end phase
+    search_steps: int = 6  # sustain steps per receiver in the end-to-end phase
     results: dict[str, Any] = field(default_factory=dict)
     _bodies_made: int = 0
 
