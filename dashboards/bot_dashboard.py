@@ -22,6 +22,7 @@ from dashboards.panels import (
     stat_panel,
     timeseries,
     variables,
+    with_sections,
 )
 
 UID = "messenger-bot"
@@ -553,8 +554,4 @@ def build(runbook_base: str) -> dash.Dashboard:
         ("Send API", _send_api()),
         ("Time to first reply (SLO)", _reply_slo()),
     )
-    for title, panels in sections:
-        board = board.with_row(dash.Row(title))
-        for panel in panels:
-            board = board.with_panel(panel)
-    return board.with_row(_build_row())
+    return with_sections(board, sections).with_row(_build_row())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash
@@ -264,3 +265,14 @@ def dashboard_links(other_uid: str, other_title: str) -> list[Builder[LinkModel]
         .keep_time(True)
         .include_vars(False),
     ]
+
+
+def with_sections(
+    board: dash.Dashboard, sections: Sequence[tuple[str, Sequence[Builder[Any]]]]
+) -> dash.Dashboard:
+    """Add one row per ``(title, panels)`` section, each followed by its panels."""
+    for title, panels in sections:
+        board = board.with_row(dash.Row(title))
+        for panel in panels:
+            board = board.with_panel(panel)
+    return board

@@ -21,6 +21,7 @@ from dashboards.panels import (
     stat_panel,
     timeseries,
     variables,
+    with_sections,
 )
 
 UID = "messenger-platform"
@@ -255,8 +256,4 @@ def build(runbook_base: str) -> dash.Dashboard:
         ("Send API (platform side)", _send_api()),
         ("Users and replies", _users()),
     )
-    for title, panels in sections:
-        board = board.with_row(dash.Row(title))
-        for panel in panels:
-            board = board.with_panel(panel)
-    return board
+    return with_sections(board, sections)
