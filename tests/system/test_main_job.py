@@ -55,6 +55,37 @@ def test_a_short_demo_run_passes_and_prints_the_summary_and_report_path(tmp_path
     assert not _listening(urls[1]) and not _listening(urls[2]), "children left running"
 
 
+@pytest.mark.parametrize(
+    ("scenario", "evidence"),
+    [
+        # The bot is stopped and started again half way: nothing acknowledged is lost.
+        ("restart", r"^replies missing +0$"),
+        # Transient Send API errors (code 2, 613) are retried by the bot until replies land.
+        ("failing_send", r"^send api retries +[1-9]\d*$"),
+    ],
+)
+def test_fault_scenarios_still_answer_every_message_exactly_once(
+    tmp_path: Path, scenario: str, evidence: str
+) -> None:
+    reports = tmp_path / "reports"
+    result = subprocess.run(
+        _main_job(
+            *("--scenario", scenario, "--duration", "8", "--users", "4", "--pace", "0.3"),
+            *("--report-dir", str(reports)),
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert re.search(r"^replies missing +0$", out, re.MULTILINE), out[-2000:]
+    assert re.search(r"^replies duplicated +0$", out, re.MULTILINE), out[-2000:]
+    assert re.search(evidence, out, re.MULTILINE), out[-2000:]
+
+
 def test_ctrl_c_mid_run_stops_the_mock_and_the_bot(tmp_path: Path) -> None:
     job = subprocess.Popen(
         _main_job("--duration", "60", "--users", "2", "--report-dir", str(tmp_path / "r")),
