@@ -9,6 +9,7 @@ neither loses an event nor sends a reply twice. SQLite is the embedded default
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -75,6 +76,13 @@ class Inbox(Protocol):
 
     async def mark_done(self, event_id: int) -> None: ...
 
+    def mark_done_nowait(self, event_id: int) -> asyncio.Future[None]:
+        """Queue ``mark_done`` and return at once (write-behind on the workers' hot path).
+
+        The write is ordered exactly where an awaited ``mark_done`` issued now would land; the
+        future resolves once it is stored (or fails with ``InboxError``).
+        """
+
     async def record_reply_sent(self, event_id: int, replies_sent: int) -> None:
         """Remember how many replies of this event reached the Send API."""
 
@@ -97,6 +105,9 @@ class Inbox(Protocol):
 
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
         """Record a window-opening user action (keeps the latest)."""
+
+    def touch_window_nowait(self, page_id: str, psid: str, at_ms: int) -> asyncio.Future[None]:
+        """Queue ``touch_window`` and return at once; see ``mark_done_nowait``."""
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         """Epoch ms of the user's last window-opening action, if any."""

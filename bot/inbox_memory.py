@@ -6,6 +6,7 @@ replay of dead letters, window times. Everything is lost when the process exits.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -81,6 +82,14 @@ class MemoryInbox:
     # Updates of an unknown (e.g. purged) id do nothing, like an UPDATE matching no row.
 
     async def mark_done(self, event_id: int) -> None:
+        self._mark_done(event_id)
+
+    def mark_done_nowait(self, event_id: int) -> asyncio.Future[None]:
+        # Nothing to wait for in memory: apply now, hand back a finished future.
+        self._mark_done(event_id)
+        return _done()
+
+    def _mark_done(self, event_id: int) -> None:
         if row := self._row(event_id):
             row.state, row.done_at = _DONE, self._clock()
 
@@ -140,10 +149,17 @@ class MemoryInbox:
         self._check_open()
 
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
+        self._touch_window(page_id, psid, at_ms)
+
+    def _touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
         self._check_open()
         key = (page_id, psid)
         if at_ms > self._windows.get(key, -1):
             self._windows[key] = at_ms
+
+    def touch_window_nowait(self, page_id: str, psid: str, at_ms: int) -> asyncio.Future[None]:
+        self._touch_window(page_id, psid, at_ms)
+        return _done()
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         self._check_open()
@@ -156,3 +172,9 @@ class MemoryInbox:
     def _check_open(self) -> None:
         if self._closed:
             raise InboxError("inbox is closed")
+
+
+def _done() -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future

@@ -31,8 +31,8 @@ class _Entry:
 class WindowCache:
     """LRU of ``(page_id, psid) -> last window-opening action (epoch ms)`` over an ``Inbox``.
 
-    ``write`` persists one action (default ``inbox.touch_window``); the worker pool passes the
-    SQLite inbox's ``touch_window_nowait``, which queues the write before returning.
+    ``write`` persists one action (default ``inbox.touch_window_nowait``, which queues the
+    write before returning, so the caller can overlap it with the handler).
     """
 
     def __init__(
@@ -44,7 +44,7 @@ class WindowCache:
         write: Callable[[str, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self._inbox = inbox
-        self._write = write if write is not None else inbox.touch_window
+        self._write = write if write is not None else inbox.touch_window_nowait
         self._max_entries = max_entries
         self._granularity = persist_granularity_ms
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()

@@ -16,8 +16,8 @@ the acks share this loop and must not queue behind the workers.
 The inbox is only written to (progress, done, dead letters); it is read at start-up, for
 replays, and for a window time the in-memory cache cannot vouch for.
 
-Durability. ``mark_done`` and window writes are *write-behind* when the inbox offers
-``*_nowait`` variants (the SQLite inbox does): the write joins the next group commit at once,
+Durability. ``mark_done`` and window writes are *write-behind* through the inbox's
+``*_nowait`` methods: the write joins the next group commit at once,
 but the sender's next event does not wait for that commit. A crash between a reply and the
 commit of its done mark replays the event and sends that reply again: the same window an
 awaited mark has (the commit itself), only no longer serialised per sender. Progress between
@@ -155,11 +155,7 @@ class WorkerPool:
         self._replay_poll_seconds = replay_poll_seconds
         self._clock = clock
         self._hold = settings.ordering_window_ms / 1000
-        # Write-behind when the inbox can queue a write without waiting for its commit.
-        self._mark_done_nowait: Callable[[int], asyncio.Future[None]] | None = getattr(
-            inbox, "mark_done_nowait", None
-        )
-        self._windows = WindowCache(inbox, write=getattr(inbox, "touch_window_nowait", None))
+        self._windows = WindowCache(inbox)
         self._replies = ReplySender(
             settings=settings,
             windows=self._windows,
@@ -465,11 +461,9 @@ class WorkerPool:
             self._idle.set()
 
     async def _mark_done(self, event_id: int) -> None:
-        if self._mark_done_nowait is None:
-            await self._safe(self._inbox.mark_done(event_id))
-            return
+        # Write-behind: queued into the next group commit, not awaited before the next event.
         try:
-            self._behind(self._mark_done_nowait(event_id))
+            self._behind(self._inbox.mark_done_nowait(event_id))
         except Exception:
             logger.exception("inbox write failed", extra={"log_type": "worker"})
 
