@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import platform
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
+from bot import __version__
 from bot.app import create_app
 from bot.inbox import Inbox, InboxError, InboxRecord, StoredEvent
 from bot.inbox_sqlite import SqliteInbox
@@ -134,16 +136,16 @@ def make_bot(tmp_path: Path) -> BotFactory:
         *, inbox: Inbox | None = None, sampler: Any = None, **overrides: Any
     ) -> AsyncIterator[Bot]:
         db = tmp_path / "inbox.db"
-        settings = BotSettings(
-            MESSENGER_VERIFY_TOKEN=VERIFY_TOKEN,
-            MESSENGER_APP_SECRET=APP_SECRET,
-            MESSENGER_PAGE_ACCESS_TOKEN=PAGE_TOKEN,
-            MESSENGER_PAGE_ID=PAGE_ID,
-            INBOX_PATH=str(db),
-            INBOX_SYNCHRONOUS="NORMAL",
-            ORDERING_WINDOW_MS=0,
-            **overrides,
-        )
+        values: dict[str, Any] = {
+            "MESSENGER_VERIFY_TOKEN": VERIFY_TOKEN,
+            "MESSENGER_APP_SECRET": APP_SECRET,
+            "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+            "MESSENGER_PAGE_ID": PAGE_ID,
+            "INBOX_PATH": str(db),
+            "INBOX_SYNCHRONOUS": "NORMAL",
+            "ORDERING_WINDOW_MS": 0,
+        }
+        settings = BotSettings(**{**values, **overrides})
         registry = CollectorRegistry()
         spans = InMemorySpanExporter()
         provider = TracerProvider(sampler=sampler)
@@ -521,3 +523,52 @@ async def test_acknowledged_event_gets_a_reply_from_the_workers(make_bot: BotFac
         [(page_id, psid, message)] = bot.send_api.sent
         assert (page_id, psid) == (PAGE_ID, PSID)
         assert "hello" in message["text"]
+
+
+async def test_processing_metrics_move_when_an_event_is_handled(make_bot: BotFactory) -> None:
+    started = time.time()
+    async with make_bot() as bot:
+        assert (
+            bot.metric(
+                "bot_build_info", version=__version__, python_version=platform.python_version()
+            )
+            == 1
+        )
+        before_busy = bot.metric("bot_workers_busy")
+        now_ms = int(time.time() * 1000)
+        response = await bot.post(envelope(text_event("m_7", "hi", timestamp=now_ms)))
+        assert response.status_code == 200
+        async with asyncio.timeout(5.0):
+            await bot.send_api.sent_something.wait()
+        async with asyncio.timeout(5.0):
+            handled = {"event_type": "text", "outcome": "handled"}
+            while not bot.metric("bot_events_processed_total", **handled):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # poll with a deadline: the count follows the send
+
+        assert bot.metric("bot_inbox_commit_batch_events_count") >= 1
+        assert bot.metric("bot_inbox_commit_batch_events_sum") >= 1
+        assert bot.metric("bot_handler_duration_seconds_count", event_type="text") == 1
+        assert bot.metric("bot_inbox_wait_seconds_count") == 1
+        assert bot.metric("bot_last_processed_timestamp_seconds") >= started
+        assert bot.metric("bot_workers_busy") == before_busy == 0
+        assert bot.metric("http_server_active_requests", http_request_method="POST") == 0
+        await bot.client.get("/metrics")
+        assert bot.metric("bot_inbox_oldest_pending_age_seconds") == 0
+
+
+async def test_oldest_pending_age_shows_how_long_events_wait(
+    make_bot: BotFactory, tmp_path: Path
+) -> None:
+    inbox = SqliteInbox(tmp_path / "held.db", synchronous="NORMAL")
+    await inbox.open()
+    try:
+        received = time.time() - 30
+        record = InboxRecord(PAGE_ID, PSID, "text", 1, "mid:m_old", "{}", None, received)
+        await inbox.enqueue([record])
+        # A ten-minute ordering hold keeps the event pending while the gauges are read.
+        async with make_bot(inbox=inbox, ORDERING_WINDOW_MS=600_000) as bot:
+            await bot.client.get("/metrics")
+            assert bot.metric("bot_inbox_pending_events") == 1
+            assert bot.metric("bot_inbox_oldest_pending_age_seconds") >= 30
+    finally:
+        await inbox.close()
