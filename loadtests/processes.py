@@ -193,13 +193,19 @@ class LoopbackStack:
     def _build(
         cls, workdir: Path, bot_env: Mapping[str, str], mock_env: Mapping[str, str]
     ) -> LoopbackStack:
-        bot_socket = listening_socket()
-        mock_port, bot_port = free_port(), int(bot_socket.getsockname()[1])
+        # Both listen on sockets bound here and handed over, so no other process can take
+        # the port between choosing and binding it (and a restart keeps it).
+        bot_socket, mock_socket = listening_socket(), listening_socket()
+        bot_port = int(bot_socket.getsockname()[1])
+        mock_port = int(mock_socket.getsockname()[1])
         mock_url, bot_url = f"http://{HOST}:{mock_port}", f"http://{HOST}:{bot_port}"
         base = _child_env()
         mock = ServiceProcess(
             name="mock_meta",
-            argv=[sys.executable, "-m", "mock_meta.cli", "serve", "--port", str(mock_port)],
+            argv=[
+                *(sys.executable, "-m", "mock_meta.cli", "serve"),
+                *("--port", str(mock_port), "--fd", str(mock_socket.fileno())),
+            ],
             env={
                 **base,
                 "MOCK_META_HOST": HOST,
@@ -209,6 +215,7 @@ class LoopbackStack:
             },
             ready_url=f"{mock_url}/_mock/health",
             log_path=workdir / "logs" / "mock_meta.log",
+            listen_socket=mock_socket,
         )
         bot = ServiceProcess(
             name="bot",
