@@ -453,15 +453,8 @@ class EventBuilder:
         new_owner_app_id: str,
         metadata: str | None = None,
     ) -> BuiltEvent:
-        body = {
-            "previous_owner_app_id": previous_owner_app_id,
-            "new_owner_app_id": new_owner_app_id,
-        }
-        if metadata is not None:
-            body["metadata"] = metadata
-        return self._simple(
-            EventType.PASS_THREAD_CONTROL, page_id, psid, "pass_thread_control", body
-        )
+        owners = (previous_owner_app_id, new_owner_app_id)
+        return self._owner_change(EventType.PASS_THREAD_CONTROL, page_id, psid, owners, metadata)
 
     def take_thread_control(
         self,
@@ -472,15 +465,22 @@ class EventBuilder:
         new_owner_app_id: str,
         metadata: str | None = None,
     ) -> BuiltEvent:
-        body = {
-            "previous_owner_app_id": previous_owner_app_id,
-            "new_owner_app_id": new_owner_app_id,
-        }
+        owners = (previous_owner_app_id, new_owner_app_id)
+        return self._owner_change(EventType.TAKE_THREAD_CONTROL, page_id, psid, owners, metadata)
+
+    def _owner_change(
+        self,
+        event_type: EventType,
+        page_id: str,
+        psid: str,
+        owners: tuple[str | None, str],
+        metadata: str | None,
+    ) -> BuiltEvent:
+        """Pass and take thread control share one shape: previous and new owner app ids."""
+        body = {"previous_owner_app_id": owners[0], "new_owner_app_id": owners[1]}
         if metadata is not None:
             body["metadata"] = metadata
-        return self._simple(
-            EventType.TAKE_THREAD_CONTROL, page_id, psid, "take_thread_control", body
-        )
+        return self._simple(event_type, page_id, psid, event_type.value, body)
 
     def request_thread_control(
         self, page_id: str, psid: str, *, requested_owner_app_id: int | str, metadata: str = ""
