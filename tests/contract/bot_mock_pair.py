@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
-import pytest
 import uvicorn
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -43,6 +41,7 @@ from mock_meta.settings import (
     DEFAULT_PSID,
     DEFAULT_VERIFY_TOKEN,
 )
+from tests.polling import eventually
 
 APP_ID = DEFAULT_APP_ID
 APP_SECRET = DEFAULT_APP_SECRET
@@ -54,31 +53,6 @@ STARTUP_TIMEOUT_SECONDS = 10.0
 _WEBHOOK_POST = ("POST", "/webhook")
 
 T = TypeVar("T")
-
-
-@overload
-async def eventually(
-    condition: Callable[[], Awaitable[T | None]], *, within: float = ..., what: str = ...
-) -> T: ...
-@overload
-async def eventually(
-    condition: Callable[[], T | None], *, within: float = ..., what: str = ...
-) -> T: ...
-async def eventually(
-    condition: Callable[[], Any], *, within: float = 10.0, what: str = "condition"
-) -> Any:
-    """Poll ``condition`` (sync or async) until it returns something truthy, and return that;
-    fail the test after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {within} s (last value: {result!r})")
-        await asyncio.sleep(0.01)
 
 
 class WebhookSwitch:

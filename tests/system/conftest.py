@@ -42,6 +42,7 @@ import httpx
 import pytest
 
 from bot.signature import signature_for
+from tests.polling import wait_until
 
 APP_SECRET = "test_app_secret"
 VERIFY_TOKEN = "test_verify_token"
@@ -50,20 +51,6 @@ PAGE_ID = "104501234567890"
 BOT_BINARY = str(Path(sys.executable).with_name("messenger-bot"))
 # Only these variables pass from the test run into a bot: no stray MESSENGER_* or OTEL_*.
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-
-
-def wait_until(
-    condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.02
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def text_event(mid: str, *, psid: str, text: str = "hi", page_id: str = PAGE_ID) -> dict[str, Any]:

@@ -117,17 +117,3 @@ def running_prometheus(
             process.kill()
             process.wait()
         log.close()
-
-
-def wait_for(
-    condition: Any, *, timeout: float, interval: float = 0.5, message: str = "condition"
-) -> Any:
-    """Poll ``condition()`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
-        time.sleep(interval)

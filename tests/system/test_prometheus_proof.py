@@ -23,12 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dashboards import queries
 from loadtests.processes import LoopbackStack
-from tests.system.prometheus_server import (
-    PrometheusClient,
-    running_prometheus,
-    shortened_rules,
-    wait_for,
-)
+from tests.polling import wait_until
+from tests.system.prometheus_server import PrometheusClient, running_prometheus, shortened_rules
 
 pytestmark = pytest.mark.system
 
@@ -135,12 +131,12 @@ def test_dashboards_and_alerts_hold_against_real_prometheus(
     traffic = Conversations(stack.mock_url)
     traffic.start()
     try:
-        wait_for(
+        wait_until(
             lambda: all(prometheus.targets_up().values()) and len(prometheus.targets_up()) == 2,
             timeout=30,
-            message="both targets up",
+            what="both targets up",
         )
-        wait_for(lambda: traffic.replies >= 20, timeout=60, message="20 replies")
+        wait_until(lambda: traffic.replies >= 20, timeout=60, what="20 replies")
 
         # An armed fault: every Send API call fails with Graph's transient code 2.
         with httpx.Client(base_url=stack.mock_url, trust_env=False, timeout=10.0) as mock:
@@ -148,20 +144,20 @@ def test_dashboards_and_alerts_hold_against_real_prometheus(
                 "/_mock/faults", json={"code": 2, "http_status": 500, "probability": 1.0}
             )
             assert armed.status_code == 201, armed.text
-            wait_for(
+            wait_until(
                 lambda: "firing" in _alert_states(prometheus, "BotSendApiErrors"),
                 timeout=90,
-                message="BotSendApiErrors firing",
+                what="BotSendApiErrors firing",
             )
             assert mock.delete("/_mock/faults").status_code == 200
         replies_before = traffic.replies
-        wait_for(
+        wait_until(
             lambda: (
                 not _alert_states(prometheus, "BotSendApiErrors")
                 and traffic.replies > replies_before + 10
             ),
             timeout=90,
-            message="BotSendApiErrors resolved after the fault was cleared",
+            what="BotSendApiErrors resolved after the fault was cleared",
         )
 
         ctx_by_job = {

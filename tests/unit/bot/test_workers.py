@@ -29,6 +29,7 @@ from bot.routing import Context, Reply, Router
 from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
 from bot.workers import WorkerPool
+from tests.polling import eventually
 
 PAGE = "104501234567890"
 ALICE, BOB = "1000000000000001", "1000000000000002"
@@ -176,10 +177,7 @@ async def h() -> AsyncIterator[Harness]:
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.005)
+    await eventually(condition, within=DEADLINE, interval=0.005)
 
 
 async def test_text_gets_a_reply_and_the_event_is_done(h: Harness) -> None:

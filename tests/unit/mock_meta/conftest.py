@@ -33,6 +33,7 @@ from mock_meta.delivery import DeliveryEngine
 from mock_meta.journal import Journal
 from mock_meta.metrics import MockMetrics
 from mock_meta.retry_profile import RetryProfile
+from tests import polling
 
 SECRET = "test_app_secret"
 APP_ID = "1234567890123456"
@@ -277,11 +278,7 @@ async def make_engine(
 
 async def _eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
     """Poll ``predicate`` until true, failing after ``timeout`` real seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within the deadline")
-        await asyncio.sleep(0.002)
+    await polling.eventually(predicate, within=timeout, interval=0.002)
 
 
 @pytest.fixture
