@@ -31,9 +31,10 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import SpanContext, StatusCode, TracerProvider
 
 from bot.coalescer import Coalescer
+from bot.jsonlog import Redactor
 from bot.metrics import BotMetrics
 from bot.retry import ErrorClass, RetryPolicy
-from bot.send_transport import build_transport, failure_for
+from bot.send_transport import SafeTransport, build_transport, failure_for
 from bot.send_wire import (
     Answer,
     UnencodableCall,
@@ -144,9 +145,16 @@ class HttpSendApi:
         self._tokens = settings.page_token_map()
         self._default_token = settings.page_access_token.get_secret_value()
         self._app_secret = settings.app_secret.get_secret_value().encode()
-        # Redacted from every logged detail besides the credentials of the call at hand.
-        self._secrets = [s.decode() for s in settings.app_secrets()]
         self._proofs: dict[str, str] = {}
+        # Every secret this client could send or quote, for logs and exception texts.
+        tokens = {*self._tokens.values(), self._default_token} - {""}
+        self._redact = Redactor(
+            [
+                *tokens,
+                *(self._proof(t) for t in tokens),
+                *(s.decode() for s in settings.app_secrets()),
+            ]
+        )
         self._urls: dict[str, httpx.URL] = {}
         base = settings.graph_api_base.rstrip("/")
         self._batch_url = httpx.URL(f"{base}/{settings.graph_api_version}/")
@@ -170,7 +178,9 @@ class HttpSendApi:
             keepalive_expiry=60.0,
         )
         self._client = httpx.AsyncClient(
-            transport=transport or build_transport(settings.send_transport, limits),
+            transport=SafeTransport(transport, self._redact)
+            if transport
+            else build_transport(settings.send_transport, limits, self._redact),
             timeout=httpx.Timeout(
                 connect=min(timeout, 5.0), read=timeout, write=timeout, pool=timeout
             ),
@@ -328,18 +338,21 @@ class HttpSendApi:
                 "error_subcode": answer.error_subcode,
                 "error_class": error_class,
                 "calls": calls,
-                "detail": log_detail(answer.detail, [*credentials.values(), *self._secrets]),
+                "detail": log_detail(answer.detail, self._redact),
             },
         )
 
     def _credentials(self, token: str) -> dict[str, str]:
         if not self._settings.appsecret_proof:
             return {"access_token": token}
+        return {"access_token": token, "appsecret_proof": self._proof(token)}
+
+    def _proof(self, token: str) -> str:
         proof = self._proofs.get(token)
         if proof is None:
             proof = hmac.new(self._app_secret, token.encode(), hashlib.sha256).hexdigest()
             self._proofs[token] = proof
-        return {"access_token": token, "appsecret_proof": proof}
+        return proof
 
 
 def _result(answer: Answer, attempts: int) -> SendResult:

@@ -13,6 +13,7 @@ aiohttp's (``aiohttp``, via ``httpx-aiohttp``) under the same ``httpx.AsyncClien
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import aiohttp
@@ -34,33 +35,73 @@ _NOT_WRITTEN = (
     httpx.UnsupportedProtocol,
     httpx.ProxyError,
 )
-# aiohttp failures before anything was sent. httpx-aiohttp maps aiohttp's errors coarsely
-# (a server reset becomes ``ConnectTimeout``), so its original error, the ``__cause__``, decides.
+# aiohttp failures before anything was sent.
 _AIOHTTP_NOT_WRITTEN = (
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
     aiohttp.InvalidURL,
-    aiohttp.ClientProxyConnectionError,
 )
 
 
-def build_transport(kind: TransportKind, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The transport for ``kind``; ``None`` lets httpx build its own pool from ``limits``."""
+class SafeTransport(httpx.AsyncBaseTransport):
+    """Wraps the real transport so that a failure leaves it as an httpx error whose type says
+    whether the request was written and whose text has been through ``redact``.
+
+    Needed because the httpx instrumentation records the exception's text on the client span,
+    and because httpx-aiohttp maps aiohttp's errors coarsely (a reset after the request was
+    written becomes ``ConnectTimeout``) or not at all.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, redact: Callable[[str], str]) -> None:
+        self._inner = inner
+        self._redact = redact
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except (httpx.RequestError, aiohttp.ClientError) as exc:
+            # No chained cause: its text could quote a secret into the span's stack trace.
+            raise _normalised(exc, request, self._redact) from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def build_transport(
+    kind: TransportKind, limits: httpx.Limits, redact: Callable[[str], str]
+) -> SafeTransport:
+    """The pool for ``kind`` (``SEND_API_TRANSPORT``) inside a ``SafeTransport``."""
+    inner: httpx.AsyncBaseTransport
     if kind == "aiohttp":
-        return AiohttpTransport(limits=limits, trust_env=False)
-    return None
+        inner = AiohttpTransport(limits=limits, trust_env=False)
+    else:
+        inner = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    return SafeTransport(inner, redact)
 
 
 def failure_for(exc: httpx.HTTPError) -> Answer:
     """Classify a request that raised instead of answering (detail: redact before logging)."""
-    cause = exc.__cause__
+    timed_out = isinstance(exc, httpx.TimeoutException)
+    if isinstance(exc, _NOT_WRITTEN):
+        return transport_failure("timeout" if timed_out else "network", repr(exc))
+    return lost_answer("timeout" if timed_out else "reset", repr(exc))
+
+
+def _normalised(
+    exc: httpx.RequestError | aiohttp.ClientError,
+    request: httpx.Request,
+    redact: Callable[[str], str],
+) -> httpx.RequestError:
+    # httpx-aiohttp raises its mapped error `from` aiohttp's own: that one decides.
+    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    kind: type[httpx.RequestError]
     if isinstance(cause, aiohttp.ClientError):
         written = not isinstance(cause, _AIOHTTP_NOT_WRITTEN)
         timed_out = isinstance(cause, TimeoutError)
+        if written:
+            kind = httpx.ReadTimeout if timed_out else httpx.ReadError
+        else:
+            kind = httpx.ConnectTimeout if timed_out else httpx.ConnectError
     else:
-        written = not isinstance(exc, _NOT_WRITTEN)
-        timed_out = isinstance(exc, httpx.TimeoutException)
-    detail = repr(exc) if cause is None else f"{exc!r} from {cause!r}"
-    if not written:
-        return transport_failure("timeout" if timed_out else "network", detail)
-    return lost_answer("timeout" if timed_out else "reset", detail)
+        kind = type(exc) if isinstance(exc, httpx.RequestError) else httpx.ReadError
+    return kind(redact(f"{type(cause).__name__}: {cause}"), request=request)

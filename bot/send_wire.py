@@ -20,12 +20,11 @@ An answer that was lost after the request went out (a ``null`` part, a malformed
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.jsonlog import Redactor
 from bot.metrics import SEND_ERROR_CODES, error_code_label
 from bot.retry import ErrorClass, classify_graph_error
 
@@ -176,13 +175,14 @@ def lost_answer(label: str, detail: str) -> Answer:
     return Answer(ok=False, error_class=ErrorClass.RISKY, label=label, detail=detail)
 
 
-def log_detail(detail: str, secrets: Iterable[str]) -> str:
+def log_detail(detail: str, redact: Callable[[str], str]) -> str:
     """``detail`` fit for a log line: secrets redacted first, then cut to ``MAX_DETAIL``.
 
-    >>> log_detail("x" * 1995 + "tok_SECRET", ["tok_SECRET"])[-5:]  # not "tok_S"
+    >>> from bot.jsonlog import Redactor
+    >>> log_detail("x" * 1995 + "tok_SECRET", Redactor(["tok_SECRET"]))[-5:]  # not "tok_S"
     '[REDA'
     """
-    return Redactor(secrets)(detail)[:MAX_DETAIL]
+    return redact(detail)[:MAX_DETAIL]
 
 
 def decode_batch(status: int, content: bytes, calls: int) -> list[Answer]:

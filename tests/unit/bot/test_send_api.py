@@ -320,13 +320,19 @@ async def test_token_and_proof_never_reach_url_logs_or_errors(
     proof = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
     graph = Graph(refuse, echo_token)
     caplog.set_level(logging.DEBUG, logger="bot.send_api")
-    result = await send(Harness(graph, appsecret_proof=True, send_max_attempts=2))
+    h = Harness(graph, appsecret_proof=True, send_max_attempts=2)
+    result = await send(h)
     assert not result.ok and len(graph.requests) == 2
     assert all(TOKEN not in str(r.url) for r in graph.requests)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "[REDACTED]" in logged
     assert TOKEN not in logged and proof not in logged
     assert TOKEN not in repr(result)
+    # The client span records the exception (message and stack trace): redacted as well.
+    spans = h.exporter.get_finished_spans()
+    recorded = str([(s.attributes, [e.attributes for e in s.events]) for s in spans])
+    assert "exception.message" in recorded and "[REDACTED]" in recorded
+    assert TOKEN not in recorded and proof not in recorded
 
 
 async def test_one_client_span_per_attempt_with_traceparent_injected() -> None:

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from bot.jsonlog import Redactor
 from bot.retry import ErrorClass
 from bot.send_wire import (
     MAX_DETAIL,
@@ -173,12 +174,12 @@ def test_a_batch_entry_repeats_the_appsecret_proof_for_its_own_call() -> None:
 def test_secrets_are_redacted_before_the_detail_is_cut() -> None:
     token = "EAAB_page_token_" + "z" * 40
     straddling = "e" * (MAX_DETAIL - 10) + token + " and more"
-    logged = log_detail(straddling, [token])
+    logged = log_detail(straddling, Redactor([token]))
     assert len(logged) == MAX_DETAIL
     assert "EAAB" not in logged and logged.endswith("[REDACTED]")
     # An unknown secret in a query fragment straddling the cut is caught by its name.
     query = "e" * (MAX_DETAIL - 20) + "&appsecret_proof=" + "9" * 64
-    logged = log_detail(query, [])
+    logged = log_detail(query, Redactor())
     assert "9" not in logged and logged.endswith("appsecret_proof=[RE")
 
 
