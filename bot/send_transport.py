@@ -13,6 +13,7 @@ aiohttp's (``aiohttp``, via ``httpx-aiohttp``) under the same ``httpx.AsyncClien
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Literal
 
@@ -49,7 +50,9 @@ class SafeTransport(httpx.AsyncBaseTransport):
 
     Needed because the httpx instrumentation records the exception's text on the client span,
     and because httpx-aiohttp maps aiohttp's errors coarsely (a reset after the request was
-    written becomes ``ConnectTimeout``) or not at all.
+    written becomes ``ConnectTimeout``) or not at all. The sum of the request's timeouts is
+    also a deadline for its whole exchange up to the response head: aiohttp has no write
+    timeout, and a server that trickles bytes never trips a per-read one.
     """
 
     def __init__(self, inner: httpx.AsyncBaseTransport, redact: Callable[[str], str]) -> None:
@@ -57,8 +60,16 @@ class SafeTransport(httpx.AsyncBaseTransport):
         self._redact = redact
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        budget = request.extensions.get("timeout", {})
+        deadline = sum(v for v in budget.values() if v is not None) or None
         try:
-            return await self._inner.handle_async_request(request)
+            async with asyncio.timeout(deadline):
+                return await self._inner.handle_async_request(request)
+        except TimeoutError as exc:
+            if isinstance(exc, aiohttp.ClientError):  # aiohttp's own, unmapped
+                raise _normalised(exc, request, self._redact) from None
+            # Our own deadline: the request may have gone out, the answer did not come.
+            raise httpx.ReadTimeout(f"no answer within {deadline:g} s", request=request) from None
         except (httpx.RequestError, aiohttp.ClientError) as exc:
             # No chained cause: its text could quote a secret into the span's stack trace.
             raise _normalised(exc, request, self._redact) from None

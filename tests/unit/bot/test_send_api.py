@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -218,6 +219,23 @@ async def test_a_call_whose_answer_was_lost_is_risky_and_never_retried(
     )
     assert len(graph.requests) == 1 and h.sleeps == []
     assert h.sample("bot_send_api_requests_total", outcome="uncertain_error", error_code=label) == 1
+
+
+async def test_a_graph_that_never_answers_is_given_up_on_within_the_budget_as_risky() -> None:
+    class Silent(Graph):
+        async def __call__(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+            self.requests.append(request)
+            await asyncio.Event().wait()  # a server that trickles nothing, forever
+            raise AssertionError("unreachable")
+
+    graph = Silent(ok)
+    result = await send(Harness(graph, send_timeout_seconds=0.2))
+    assert (result.error_class, result.error_label, result.attempts) == (
+        ErrorClass.RISKY,
+        "timeout",
+        1,
+    )
+    assert len(graph.requests) == 1
 
 
 async def test_a_sender_action_is_sent_without_a_message_and_as_a_persona() -> None:
