@@ -7,8 +7,9 @@
 
 The split follows contracts §1: a failure before the request was written is known not
 delivered (retry it); one after it may have reached Graph (``RISKY``, settled by the echo
-rule, never retried blindly). ``SEND_API_TRANSPORT`` picks httpx's own pool (``httpx``) or
-aiohttp's (``aiohttp``, via ``httpx-aiohttp``) under the same ``httpx.AsyncClient``.
+rule, never retried blindly). ``SEND_API_TRANSPORT`` picks aiohttp's pool (``aiohttp``, via
+``httpx-aiohttp``, the default: fewer CPU-seconds per call in ``python -m bench send``) or
+httpx's own (``httpx``) under the same ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations

@@ -50,8 +50,11 @@ class BotSettings(BaseSettings):
     send_batch_call_timeout_seconds: float = Field(
         default=0.5, ge=0, alias="SEND_API_BATCH_CALL_TIMEOUT_SECONDS"
     )
-    # The connection pool under the httpx API: httpx's own, or aiohttp's (cheaper per call).
-    send_transport: Literal["httpx", "aiohttp"] = Field(default="httpx", alias="SEND_API_TRANSPORT")
+    # The connection pool under the httpx API: aiohttp's (httpx-aiohttp; 1.1-1.7x the bot's
+    # Send API calls per CPU-second in `python -m bench send`) or httpx's own.
+    send_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp", alias="SEND_API_TRANSPORT"
+    )
 
     # --- HTTP edge ---
     host: str = Field(default="127.0.0.1", alias="HOST")
