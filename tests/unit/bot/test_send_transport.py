@@ -16,16 +16,23 @@ from bot.metrics import BotMetrics
 from bot.retry import ErrorClass
 from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
+from tests.polling import eventually
 
 PAGE, USER = "104501234567890", "6543210987654321"
 Mode = Literal["ok", "reset", "hang", "malformed"]
 
 
 class Graph:
-    """A raw HTTP/1.1 server on 127.0.0.1:0 that reads each request whole, then misbehaves."""
+    """A raw HTTP/1.1 server on 127.0.0.1:0 that reads each request whole, then misbehaves.
 
-    def __init__(self, mode: Mode) -> None:
+    In ``ok`` mode a plain call waits for ``gate`` (when set up) and a Graph batch is answered
+    after ``batch_delay`` seconds, a part per call.
+    """
+
+    def __init__(self, mode: Mode, *, batch_delay: float = 0.0) -> None:
         self.mode = mode
+        self.batch_delay = batch_delay
+        self.gate: asyncio.Event | None = None
         self.requests: list[dict[str, Any]] = []
         self._server: asyncio.Server | None = None
         self._hung: list[asyncio.StreamWriter] = []
@@ -48,23 +55,36 @@ class Graph:
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while not reader.at_eof():
-            head = await reader.readuntil(b"\r\n\r\n")
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:  # the client closed its idle connection
+                return
             length = next(
                 int(line.split(b":", 1)[1])
                 for line in head.split(b"\r\n")
                 if line.lower().startswith(b"content-length:")
             )
-            self.requests.append(json.loads(await reader.readexactly(length)))
+            request = json.loads(await reader.readexactly(length))
+            self.requests.append(request)
             if self.mode == "reset":  # the whole request arrived; the answer never leaves
                 writer.transport.abort()
                 return
             if self.mode == "hang":
                 self._hung.append(writer)
                 return
-            body = b"oops" if self.mode == "malformed" else b'{"message_id":"m_1"}'
+            body = b"oops" if self.mode == "malformed" else await self._answer(request)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
             await writer.drain()
+
+    async def _answer(self, request: dict[str, Any]) -> bytes:
+        if "batch" not in request:
+            if self.gate is not None:
+                await self.gate.wait()
+            return b'{"message_id":"m_1"}'
+        await asyncio.sleep(self.batch_delay)  # Graph working through the parts
+        part = {"code": 200, "body": '{"message_id":"m_2"}'}
+        return json.dumps([part] * len(request["batch"])).encode()
 
 
 def closed_port() -> int:
@@ -139,3 +159,33 @@ async def test_a_request_whose_answer_is_lost_is_risky_and_sent_once(
         1,
     )
     assert len(graph.requests) == 1
+
+
+async def test_a_batch_may_take_longer_than_one_call_in_proportion_to_its_size(
+    transport: str,
+) -> None:
+    # The batch answers after 1.5 s: past one call's 1 s budget, within 1 s + 3 x 1 s.
+    async with Graph("ok", batch_delay=1.5) as graph:
+        settings = BotSettings(
+            verify_token="v",
+            app_secret="s",
+            page_access_token="tok",
+            page_id=PAGE,
+            graph_api_base=f"http://127.0.0.1:{graph.port}",
+            send_transport=transport,
+            send_max_in_flight=1,
+            send_timeout_seconds=1.0,
+            send_batch_call_timeout_seconds=1.0,
+        )
+        api = HttpSendApi(settings, BotMetrics(CollectorRegistry()))
+        gate = graph.gate = asyncio.Event()
+        try:
+            sends = [api.send(PAGE, f"u{i}", {"text": "hi"}) for i in range(4)]
+            tasks = [asyncio.ensure_future(s) for s in sends]
+            await eventually(lambda: api.queued == 3)  # u0 is out alone, the rest wait
+            gate.set()
+            results = await asyncio.gather(*tasks)
+        finally:
+            await api.aclose()
+    assert [(r.ok, r.attempts) for r in results] == [(True, 1)] * 4
+    assert [len(r.get("batch", [None])) for r in graph.requests] == [1, 3]
