@@ -101,7 +101,7 @@ def transport(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-async def send(port: int, transport: str, **overrides: Any) -> SendResult:
+def client(port: int, transport: str, **overrides: Any) -> HttpSendApi:
     settings = BotSettings(
         verify_token="v",
         app_secret="s",
@@ -113,7 +113,11 @@ async def send(port: int, transport: str, **overrides: Any) -> SendResult:
         send_backoff_max_seconds=0.002,
         **{"send_timeout_seconds": 5.0, **overrides},
     )
-    api = HttpSendApi(settings, BotMetrics(CollectorRegistry()))
+    return HttpSendApi(settings, BotMetrics(CollectorRegistry()))
+
+
+async def send(port: int, transport: str, **overrides: Any) -> SendResult:
+    api = client(port, transport, **overrides)
     try:
         return await api.send(PAGE, USER, {"text": "hi"})
     finally:
@@ -166,18 +170,13 @@ async def test_a_batch_may_take_longer_than_one_call_in_proportion_to_its_size(
 ) -> None:
     # The batch answers after 1.5 s: past one call's 1 s budget, within 1 s + 3 x 1 s.
     async with Graph("ok", batch_delay=1.5) as graph:
-        settings = BotSettings(
-            verify_token="v",
-            app_secret="s",
-            page_access_token="tok",
-            page_id=PAGE,
-            graph_api_base=f"http://127.0.0.1:{graph.port}",
-            send_transport=transport,
+        api = client(
+            graph.port,
+            transport,
             send_max_in_flight=1,
             send_timeout_seconds=1.0,
             send_batch_call_timeout_seconds=1.0,
         )
-        api = HttpSendApi(settings, BotMetrics(CollectorRegistry()))
         gate = graph.gate = asyncio.Event()
         try:
             sends = [api.send(PAGE, f"u{i}", {"text": "hi"}) for i in range(4)]
