@@ -252,7 +252,7 @@ class HttpSendApi:
         answer = await self._post(url, single_body(call.encoded, credentials))
         if not isinstance(answer, Answer):
             answer = decode_answer(answer.status_code, answer.content)
-        self._record(call, answer, time.perf_counter() - started, credentials)
+        self._record(call, answer, time.perf_counter() - started)
         return answer
 
     async def _send_many(self, calls: list[_Call]) -> list[Answer]:
@@ -275,9 +275,9 @@ class HttpSendApi:
             whole_failed = not answers[0].ok and all(a is answers[0] for a in answers)
             if whole_failed:
                 span.set_status(StatusCode.ERROR, answers[0].label)
-                self._log_failure(calls[0], answers[0], credentials, calls=len(calls))
+                self._log_failure(calls[0], answers[0], calls=len(calls))
         for call, answer in zip(calls, answers, strict=True):
-            self._record(call, answer, elapsed, credentials, log=not whole_failed)
+            self._record(call, answer, elapsed, log=not whole_failed)
         return answers
 
     async def _post(
@@ -286,10 +286,11 @@ class HttpSendApi:
         """The response, or a transport-failure ``Answer`` (transient if nothing was written,
         risky if the answer was lost)."""
         try:
-            if budget is None:  # the client's default: no per-request Timeout to merge
-                return await self._client.post(url, content=content, headers=_JSON_HEADERS)
             return await self._client.post(
-                url, content=content, headers=_JSON_HEADERS, timeout=budget
+                url,
+                content=content,
+                headers=_JSON_HEADERS,
+                timeout=budget or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             return failure_for(exc)
@@ -305,7 +306,6 @@ class HttpSendApi:
         call: _Call,
         answer: Answer,
         elapsed: float,
-        credentials: dict[str, str],
         *,
         log: bool = True,
     ) -> None:
@@ -318,11 +318,9 @@ class HttpSendApi:
         self._metrics.send_requests.labels(outcome=outcome, error_code=answer.label).inc()
         self._metrics.send_duration.labels(outcome=outcome).observe(elapsed)
         if log:
-            self._log_failure(call, answer, credentials)
+            self._log_failure(call, answer)
 
-    def _log_failure(
-        self, call: _Call, answer: Answer, credentials: dict[str, str], *, calls: int = 1
-    ) -> None:
+    def _log_failure(self, call: _Call, answer: Answer, *, calls: int = 1) -> None:
         error_class = answer.error_class.value if answer.error_class else None
         logger.warning(
             "Send API call failed: %s (%s)%s",
