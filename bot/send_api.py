@@ -59,8 +59,10 @@ _JSON_HEADERS = {"content-type": "application/json"}
 class SendResult:
     """The outcome of one ``send`` (after its retries).
 
-    ``error_class`` is a ``bot.retry.ErrorClass`` value (``None`` on success); ``error_label``
-    is the bounded metric label (``"none"``, ``"190"``, ``"network"``, ``"no_token"``...).
+    ``error_class`` is a ``bot.retry.ErrorClass`` value (``None`` on success): ``RISKY`` means
+    the request went out and its answer was lost, so Graph may have delivered it (contracts
+    §1). ``error_label`` is the bounded metric label (``"none"``, ``"190"``, ``"network"``,
+    ``"reset"``, ``"malformed"``, ``"unencodable"``, ``"no_token"``...).
     """
 
     ok: bool
