@@ -5,7 +5,8 @@
 Variants: ``httpx`` (one pooled AsyncClient, ``--pool`` connections), ``bot`` (the bot's
 own ``HttpSendApi``, metrics and instrumentation included), ``raw`` (hand-written asyncio
 HTTP/1.1 keep-alive connections: the floor of Python's per-call cost), ``batch`` (httpx,
-Graph batch requests of ``--batch`` calls each). Prints one JSON object.
+Graph batch requests of ``--batch`` calls each). ``--transport aiohttp`` puts httpx-aiohttp's
+transport under httpx (``SEND_API_TRANSPORT`` for ``bot``). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -47,12 +48,22 @@ async def _drive(call: Callable[[int], Awaitable[int]], seconds: float, in_fligh
     return done
 
 
-async def _httpx(port: int, args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace) -> Any:
+    """An ``httpx.AsyncClient`` with ``--pool`` connections over ``--transport``."""
     import httpx
 
     limits = httpx.Limits(max_connections=args.pool, max_keepalive_connections=args.pool)
+    transport = None
+    if args.transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport(limits=limits, trust_env=False)
+    return httpx.AsyncClient(limits=limits, timeout=10.0, trust_env=False, transport=transport)
+
+
+async def _httpx(port: int, args: argparse.Namespace) -> int:
     url = f"http://127.0.0.1:{port}/v25.0/{PAGE_ID}/messages"
-    async with httpx.AsyncClient(limits=limits, timeout=10.0, trust_env=False) as client:
+    async with _client(args) as client:
 
         async def call(i: int) -> int:
             body = {**_message(i), "access_token": PAGE_TOKEN}
@@ -63,11 +74,8 @@ async def _httpx(port: int, args: argparse.Namespace) -> int:
 
 
 async def _batch(port: int, args: argparse.Namespace) -> int:
-    import httpx
-
-    limits = httpx.Limits(max_connections=args.pool, max_keepalive_connections=args.pool)
     url = f"http://127.0.0.1:{port}/v25.0/"
-    async with httpx.AsyncClient(limits=limits, timeout=10.0, trust_env=False) as client:
+    async with _client(args) as client:
 
         async def call(i: int) -> int:
             items = [
@@ -99,6 +107,7 @@ async def _bot(port: int, args: argparse.Namespace) -> int:
         MESSENGER_PAGE_ID=PAGE_ID,
         GRAPH_API_BASE=f"http://127.0.0.1:{port}",
         SEND_API_MAX_CONNECTIONS=args.pool,
+        SEND_API_TRANSPORT=args.transport,
     )
     api = HttpSendApi(settings, BotMetrics(CollectorRegistry()))
     try:
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=50)
     parser.add_argument("--pool", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx")
     args = parser.parse_args(argv)
     import uvloop
 

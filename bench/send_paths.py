@@ -21,15 +21,29 @@ from bench.targets import reset_stub, start_stub, stub_stats
 
 FETCH_BENCH = Path(__file__).parent / "peers" / "fetch-bench.mjs"
 
-# (label, variant, in flight, pool size, extra args)
+_AIOHTTP = ["--transport", "aiohttp"]
+# (label, variant, in flight, pool size, extra args); "+ aiohttp" = httpx-aiohttp's transport
+# under the same httpx API (SEND_API_TRANSPORT=aiohttp for the bot).
 VARIANTS: tuple[tuple[str, str, int, int, list[str]], ...] = (
     ("httpx, pool 100, 50 in flight", "httpx", 50, 100, []),
+    ("httpx + aiohttp, pool 100, 50 in flight", "httpx", 50, 100, _AIOHTTP),
     ("httpx, pool 10, 10 in flight", "httpx", 10, 10, []),
+    ("httpx + aiohttp, pool 10, 10 in flight", "httpx", 10, 10, _AIOHTTP),
     ("httpx, pool 4, 4 in flight", "httpx", 4, 4, []),
+    ("httpx + aiohttp, pool 4, 4 in flight", "httpx", 4, 4, _AIOHTTP),
     ("bot HttpSendApi (pool 100), 50 in flight", "bot", 50, 100, []),
+    ("bot HttpSendApi + aiohttp (pool 100), 50 in flight", "bot", 50, 100, _AIOHTTP),
     ("bot HttpSendApi (pool 10), 10 in flight", "bot", 10, 10, []),
+    ("bot HttpSendApi + aiohttp (pool 10), 10 in flight", "bot", 10, 10, _AIOHTTP),
     ("raw asyncio HTTP/1.1, 10 conns", "raw", 10, 10, []),
     ("httpx, Graph batch of 50, 2 in flight", "batch", 2, 2, ["--batch", "50"]),
+    (
+        "httpx + aiohttp, Graph batch of 50, 2 in flight",
+        "batch",
+        2,
+        2,
+        ["--batch", "50", *_AIOHTTP],
+    ),
 )
 
 
@@ -76,12 +90,34 @@ def run_send(run: Run) -> dict[str, Any]:
             found[label] = _run_variant(stub.port, variant, in_flight, pool, extra, seconds)
             found[label]["stub_calls"] = stub_stats(stub)["calls"]
     reference = node["per_s"] if node else 0.0
+    for r in found.values():
+        # Calls per second of client CPU: steadier than calls/s when other jobs share the core.
+        r["per_cpu_s"] = r["per_s"] / r["cpu"] if r["cpu"] else 0.0
     rows = [
-        [label, r["per_s"], ratio(r["per_s"], reference) if reference else "-", r["cpu"]]
+        [
+            label,
+            r["per_s"],
+            ratio(r["per_s"], reference) if reference else "-",
+            r["cpu"],
+            r["per_cpu_s"],
+        ]
         for label, r in found.items()
     ]
-    print(
-        table(["client (core 0) -> stub (core 1)", "calls/s", "x node fetch", "client cpu"], rows)
-    )
+    head = ["client (core 0) -> stub (core 1)", "calls/s", "x node fetch", "client cpu"]
+    print(table([*head, "calls/cpu-s"], rows))
+    print(table(["aiohttp transport vs httpx's own", "x calls/s", "x calls/cpu-s"], _twins(found)))
     run.results["send"] = found
     return found
+
+
+def _twins(found: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """Each "+ aiohttp" variant over the same variant on httpx's own transport."""
+    rows: list[list[Any]] = []
+    for label, r in found.items():
+        twin = found.get(label.replace(" + aiohttp", ""))
+        if twin is None or twin is r:
+            continue
+        rows.append(
+            [label, ratio(r["per_s"], twin["per_s"]), ratio(r["per_cpu_s"], twin["per_cpu_s"])]
+        )
+    return rows

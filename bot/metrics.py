@@ -51,8 +51,15 @@ SEND_ERROR_CODES = (
     "http_5xx",
     "http_4xx",
     "other",
+    # The request went out but its answer was lost (reset, unreadable 2xx, cancelled batch),
+    # or the call could not be encoded at all.
+    "reset",
+    "malformed",
+    "cancelled",
+    "unencodable",
 )
-SEND_OUTCOMES = ("success", "transient_error", "permanent_error")
+# "uncertain_error": the call may have been delivered (ErrorClass.RISKY).
+SEND_OUTCOMES = ("success", "transient_error", "permanent_error", "uncertain_error")
 DROP_REASONS = (
     "outside_window",
     "permanent_error",

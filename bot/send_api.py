@@ -7,6 +7,11 @@
 
 The page token travels as ``access_token`` in the request body, never in the URL, so it
 cannot leak through access logs, span ``url.full`` attributes or httpx exception texts.
+
+Outcomes follow contracts §1: ``ok``; ``ErrorClass.RISKY`` when the request went out and its
+answer was lost (never retried here); ``TRANSIENT``/``THROTTLED`` when Graph certainly did
+not send it (retried here a bounded number of times); ``PERMANENT`` otherwise, including a
+message that cannot be encoded, which fails alone before it can join a batch.
 """
 
 from __future__ import annotations
@@ -26,23 +31,27 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import SpanContext, StatusCode, TracerProvider
 
 from bot.coalescer import Coalescer
+from bot.jsonlog import Redactor
 from bot.metrics import BotMetrics
 from bot.retry import ErrorClass, RetryPolicy
+from bot.send_transport import SafeTransport, build_transport, failure_for
 from bot.send_wire import (
     Answer,
+    UnencodableCall,
     batch_body,
     batch_item,
     call_fields,
     decode_answer,
     decode_batch,
+    encode_call,
+    log_detail,
+    lost_answer,
     single_body,
-    transport_failure,
 )
 from bot.settings import BotSettings
 
 logger = logging.getLogger("bot.send_api")
 
-_REDACTED = "[REDACTED]"
 _JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -50,8 +59,10 @@ _JSON_HEADERS = {"content-type": "application/json"}
 class SendResult:
     """The outcome of one ``send`` (after its retries).
 
-    ``error_class`` is a ``bot.retry.ErrorClass`` value (``None`` on success); ``error_label``
-    is the bounded metric label (``"none"``, ``"190"``, ``"network"``, ``"no_token"``...).
+    ``error_class`` is a ``bot.retry.ErrorClass`` value (``None`` on success): ``RISKY`` means
+    the request went out and its answer was lost, so Graph may have delivered it (contracts
+    §1). ``error_label`` is the bounded metric label (``"none"``, ``"190"``, ``"network"``,
+    ``"reset"``, ``"malformed"``, ``"unencodable"``, ``"no_token"``...).
     """
 
     ok: bool
@@ -80,6 +91,8 @@ class SendApi(Protocol):
         *,
         messaging_type: str = "RESPONSE",
         tag: str | None = None,
+        sender_action: str | None = None,
+        persona_id: str | None = None,
     ) -> SendResult: ...
 
     async def aclose(self) -> None: ...
@@ -92,6 +105,7 @@ class _Call:
     page_id: str
     token: str
     fields: dict[str, Any]
+    encoded: bytes  # the fields as checked UTF-8 JSON, credentials not yet in
     attempt: int = 0
     # The caller's span, linked from a batch span when another call leads the batch.
     span_context: SpanContext | None = None
@@ -105,9 +119,11 @@ class HttpSendApi:
     ``/{page_id}/messages``; calls that pile up behind busy slots go out as Graph batch
     requests of up to ``SEND_API_BATCH_MAX`` calls per page token (``SEND_API_BATCH=false``
     turns that off). Every call gets its own answer, error classification, retries and
-    metrics either way. ``transport`` replaces the network (``httpx.MockTransport`` or an
-    ``httpx.ASGITransport`` onto the mock in tests); ``sleep`` and ``retry_policy`` are
-    injectable so retry tests run in milliseconds.
+    metrics either way. A batch of n calls gets ``SEND_API_TIMEOUT_SECONDS`` plus n times
+    ``SEND_API_BATCH_CALL_TIMEOUT_SECONDS`` to answer. ``transport`` replaces the network
+    (``httpx.MockTransport`` or an ``httpx.ASGITransport`` onto the mock in tests), else
+    ``SEND_API_TRANSPORT`` picks one; ``sleep`` and ``retry_policy`` are injectable so retry
+    tests run in milliseconds.
     """
 
     def __init__(
@@ -132,6 +148,15 @@ class HttpSendApi:
         self._default_token = settings.page_access_token.get_secret_value()
         self._app_secret = settings.app_secret.get_secret_value().encode()
         self._proofs: dict[str, str] = {}
+        # Every secret this client could send or quote, for logs and exception texts.
+        tokens = {*self._tokens.values(), self._default_token} - {""}
+        self._redact = Redactor(
+            [
+                *tokens,
+                *(self._proof(t) for t in tokens),
+                *(s.decode() for s in settings.app_secrets()),
+            ]
+        )
         self._urls: dict[str, httpx.URL] = {}
         base = settings.graph_api_base.rstrip("/")
         self._batch_url = httpx.URL(f"{base}/{settings.graph_api_version}/")
@@ -143,21 +168,26 @@ class HttpSendApi:
             send_one=self._send_one,
             send_many=self._send_many,
             key=lambda call: call.token,
-            abandoned=lambda call: transport_failure("network", "batch request cancelled"),
+            # The leader was cancelled mid-request: the batch may have reached Graph.
+            abandoned=lambda call: lost_answer("cancelled", "batch request cancelled"),
         )
         timeout = settings.send_timeout_seconds
+        # The coalescer never has more than `limit` requests out: no pool queueing.
+        limits = httpx.Limits(
+            max_connections=limit,
+            max_keepalive_connections=limit,
+            # Keep idle connections long enough to survive gaps between bursts.
+            keepalive_expiry=60.0,
+        )
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=SafeTransport(transport, self._redact)
+            if transport
+            else build_transport(settings.send_transport, limits, self._redact),
             timeout=httpx.Timeout(
                 connect=min(timeout, 5.0), read=timeout, write=timeout, pool=timeout
             ),
-            # The coalescer never has more than `limit` requests out: no pool queueing.
-            limits=httpx.Limits(
-                max_connections=limit,
-                max_keepalive_connections=limit,
-                # Keep idle connections long enough to survive gaps between bursts.
-                keepalive_expiry=60.0,
-            ),
+            limits=limits,
+            trust_env=False,
         )
         HTTPXClientInstrumentor.instrument_client(self._client, tracer_provider=tracer_provider)
 
@@ -169,15 +199,22 @@ class HttpSendApi:
         *,
         messaging_type: str = "RESPONSE",
         tag: str | None = None,
+        sender_action: str | None = None,
+        persona_id: str | None = None,
     ) -> SendResult:
-        """Send one message, retrying transient and throttled failures; never raises for HTTP."""
+        """Send one message (or ``sender_action``), retrying transient and throttled failures;
+        never raises for HTTP. ``persona_id`` goes top-level; ``message`` goes out unchanged."""
         token = self._tokens.get(page_id) or self._default_token
         if not token:
-            self._metrics.send_requests.labels(outcome="permanent_error", error_code="other").inc()
-            return SendResult(
-                ok=False, error_class=ErrorClass.PERMANENT, attempts=0, error_label="no_token"
-            )
-        call = _Call(page_id, token, call_fields(psid, message, messaging_type, tag))
+            return self._refused(page_id, "no_token", "other", "no page access token")
+        fields = call_fields(
+            psid, message, messaging_type, tag, sender_action=sender_action, persona_id=persona_id
+        )
+        try:
+            encoded = encode_call(fields)
+        except UnencodableCall as exc:
+            return self._refused(page_id, "unencodable", "unencodable", str(exc))
+        call = _Call(page_id, token, fields, encoded)
         while True:
             call.attempt += 1
             # If another call ends up leading our batch, its batch span links to our span.
@@ -198,29 +235,41 @@ class HttpSendApi:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def _refused(self, page_id: str, label: str, error_code: str, reason: str) -> SendResult:
+        """A call that cannot be made at all: permanent, counted and logged, nothing sent."""
+        self._metrics.send_requests.labels(outcome="permanent_error", error_code=error_code).inc()
+        logger.warning(
+            "Send API call not made: %s",
+            reason,
+            extra={"log_type": "send_api", "page_id": page_id, "error_class": "permanent"},
+        )
+        return SendResult(ok=False, error_class=ErrorClass.PERMANENT, attempts=0, error_label=label)
+
     async def _send_one(self, call: _Call) -> Answer:
         url = self._urls.get(call.page_id)
         if url is None:  # parsed once per page: URL parsing is a visible cost per request
             url = self._urls[call.page_id] = httpx.URL(self._settings.send_api_url(call.page_id))
         credentials = self._credentials(call.token)
         started = time.perf_counter()
-        answer = await self._post(url, single_body(call.fields, credentials))
+        answer = await self._post(url, single_body(call.encoded, credentials))
         if not isinstance(answer, Answer):
             answer = decode_answer(answer.status_code, answer.content)
-        self._record(call, answer, time.perf_counter() - started, credentials)
+        self._record(call, answer, time.perf_counter() - started)
         return answer
 
     async def _send_many(self, calls: list[_Call]) -> list[Answer]:
         """One Graph batch request for ``calls`` (all with the same token)."""
         credentials = self._credentials(calls[0].token)
         links = [trace.Link(c.span_context) for c in calls[1:] if c.span_context is not None]
-        content = batch_body([batch_item(c.page_id, c.fields) for c in calls], credentials)
+        proof = credentials.get("appsecret_proof")
+        items = [batch_item(c.page_id, c.fields, proof) for c in calls]
+        content = batch_body(items, credentials)
         with self._tracer.start_as_current_span("send_api batch", links=links) as span:
             span.set_attribute("bot.send_api.batch_size", len(calls))
             started = time.perf_counter()
-            response = await self._post(self._batch_url, content)
+            response = await self._post(self._batch_url, content, self._batch_timeout(len(calls)))
             elapsed = time.perf_counter() - started
-            if isinstance(response, Answer):  # no answer at all: transient for every call
+            if isinstance(response, Answer):  # no answer: the same outcome for every call
                 answers = [response] * len(calls)
             else:
                 answers = decode_batch(response.status_code, response.content, len(calls))
@@ -228,26 +277,37 @@ class HttpSendApi:
             whole_failed = not answers[0].ok and all(a is answers[0] for a in answers)
             if whole_failed:
                 span.set_status(StatusCode.ERROR, answers[0].label)
-                self._log_failure(calls[0], answers[0], credentials, calls=len(calls))
+                self._log_failure(calls[0], answers[0], calls=len(calls))
         for call, answer in zip(calls, answers, strict=True):
-            self._record(call, answer, elapsed, credentials, log=not whole_failed)
+            self._record(call, answer, elapsed, log=not whole_failed)
         return answers
 
-    async def _post(self, url: httpx.URL, content: bytes) -> httpx.Response | Answer:
-        """The response, or a transport-failure ``Answer`` (redact its detail before logging)."""
+    async def _post(
+        self, url: httpx.URL, content: bytes, budget: httpx.Timeout | None = None
+    ) -> httpx.Response | Answer:
+        """The response, or a transport-failure ``Answer`` (transient if nothing was written,
+        risky if the answer was lost)."""
         try:
-            return await self._client.post(url, content=content, headers=_JSON_HEADERS)
-        except httpx.TimeoutException as exc:
-            return transport_failure("timeout", repr(exc))
+            return await self._client.post(
+                url,
+                content=content,
+                headers=_JSON_HEADERS,
+                timeout=budget or httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.HTTPError as exc:
-            return transport_failure("network", repr(exc))
+            return failure_for(exc)
+
+    def _batch_timeout(self, calls: int) -> httpx.Timeout:
+        """Graph answers a batch after its last part: the read budget grows with its size."""
+        base = self._settings.send_timeout_seconds
+        read = base + calls * self._settings.send_batch_call_timeout_seconds
+        return httpx.Timeout(connect=min(base, 5.0), read=read, write=base, pool=base)
 
     def _record(
         self,
         call: _Call,
         answer: Answer,
         elapsed: float,
-        credentials: dict[str, str],
         *,
         log: bool = True,
     ) -> None:
@@ -256,16 +316,13 @@ class HttpSendApi:
             self._metrics.send_requests.labels(outcome="success", error_code="none").inc()
             self._metrics.send_duration.labels(outcome="success").observe(elapsed)
             return
-        retryable = answer.error_class is not None and answer.error_class.retryable
-        outcome = "transient_error" if retryable else "permanent_error"
+        outcome = _outcome(answer.error_class)
         self._metrics.send_requests.labels(outcome=outcome, error_code=answer.label).inc()
         self._metrics.send_duration.labels(outcome=outcome).observe(elapsed)
         if log:
-            self._log_failure(call, answer, credentials)
+            self._log_failure(call, answer)
 
-    def _log_failure(
-        self, call: _Call, answer: Answer, credentials: dict[str, str], *, calls: int = 1
-    ) -> None:
+    def _log_failure(self, call: _Call, answer: Answer, *, calls: int = 1) -> None:
         error_class = answer.error_class.value if answer.error_class else None
         logger.warning(
             "Send API call failed: %s (%s)%s",
@@ -281,18 +338,21 @@ class HttpSendApi:
                 "error_subcode": answer.error_subcode,
                 "error_class": error_class,
                 "calls": calls,
-                "detail": _redact(answer.detail, credentials.values()),
+                "detail": log_detail(answer.detail, self._redact),
             },
         )
 
     def _credentials(self, token: str) -> dict[str, str]:
         if not self._settings.appsecret_proof:
             return {"access_token": token}
+        return {"access_token": token, "appsecret_proof": self._proof(token)}
+
+    def _proof(self, token: str) -> str:
         proof = self._proofs.get(token)
         if proof is None:
             proof = hmac.new(self._app_secret, token.encode(), hashlib.sha256).hexdigest()
             self._proofs[token] = proof
-        return {"access_token": token, "appsecret_proof": proof}
+        return proof
 
 
 def _result(answer: Answer, attempts: int) -> SendResult:
@@ -308,8 +368,9 @@ def _result(answer: Answer, attempts: int) -> SendResult:
     )
 
 
-def _redact(text: str, secrets: Any) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _REDACTED)
-    return text
+def _outcome(error_class: ErrorClass | None) -> str:
+    if error_class is ErrorClass.RISKY:
+        return "uncertain_error"
+    if error_class is not None and error_class.retryable:
+        return "transient_error"
+    return "permanent_error"

@@ -12,11 +12,15 @@ Batch requests follow reference §8: ``POST /{version}/`` with the page token in
 ``batch`` a list of ``{method, relative_url, body}``, each ``body`` form-encoded with
 JSON-encoded values; the answer is a list of ``{code, body}`` in request order, where
 ``body`` is a JSON string and ``null`` marks a part that timed out.
+
+An answer that was lost after the request went out (a ``null`` part, a malformed 2xx) is
+``ErrorClass.RISKY``: Graph may have sent the message, so it must not be sent again blindly.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -27,11 +31,15 @@ from bot.retry import ErrorClass, classify_graph_error
 MAX_DETAIL = 2000  # characters of an error body kept for the log line
 
 
+class UnencodableCall(ValueError):
+    """A call that cannot become a UTF-8 JSON body (a lone surrogate, NaN, a non-JSON value)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """Graph's answer to one call (from a plain response or one batch part).
 
-    ``detail`` is raw text for the log and may quote secrets: redact before logging.
+    ``detail`` is raw, uncut text and may quote secrets: log it only through ``log_detail``.
     """
 
     ok: bool
@@ -45,28 +53,71 @@ class Answer:
 
 
 def call_fields(
-    psid: str, message: dict[str, Any], messaging_type: str, tag: str | None
+    psid: str,
+    message: dict[str, Any],
+    messaging_type: str,
+    tag: str | None,
+    *,
+    sender_action: str | None = None,
+    persona_id: str | None = None,
 ) -> dict[str, Any]:
-    """The Send API fields of one call, without credentials."""
-    fields: dict[str, Any] = {
-        "recipient": {"id": psid},
-        "messaging_type": messaging_type,
-        "message": message,
-    }
-    if tag:
-        fields["tag"] = tag
+    """The Send API fields of one call, without credentials.
+
+    A ``sender_action`` call carries no message, messaging type or tag (reference §5.5); a
+    ``payload`` in ``message`` becomes its top-level ``payload`` (``react``/``unreact``).
+    ``message`` (``metadata`` included) is passed through unchanged.
+
+    >>> call_fields("65", {}, "RESPONSE", None, sender_action="typing_on", persona_id="7")
+    {'recipient': {'id': '65'}, 'sender_action': 'typing_on', 'persona_id': '7'}
+    """
+    fields: dict[str, Any] = {"recipient": {"id": psid}}
+    if sender_action:
+        fields["sender_action"] = sender_action
+        if "payload" in message:
+            fields["payload"] = message["payload"]
+    else:
+        fields["messaging_type"] = messaging_type
+        fields["message"] = message
+        if tag:
+            fields["tag"] = tag
+    if persona_id:
+        fields["persona_id"] = persona_id
     return fields
 
 
-def single_body(fields: dict[str, Any], credentials: dict[str, str]) -> bytes:
-    """JSON body for ``POST /{version}/{page_id}/messages``; credentials travel in it."""
-    return _dumps({**fields, **credentials}).encode()
+def encode_call(fields: dict[str, Any]) -> bytes:
+    """The call's JSON body (without credentials), strict UTF-8; ``UnencodableCall`` if it
+    cannot be sent, so one bad reply fails alone before it can join a batch.
+
+    >>> encode_call({"message": {"text": "\\ud83d"}})
+    Traceback (most recent call last):
+    ...
+    bot.send_wire.UnencodableCall: UnicodeEncodeError at character 20 of the JSON body
+    """
+    try:
+        text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        reason = f"UnicodeEncodeError at character {exc.start} of the JSON body"
+        raise UnencodableCall(reason) from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        # The message text never goes into the reason: only the kind of failure.
+        raise UnencodableCall(f"{type(exc).__name__}: not JSON-serialisable") from exc
 
 
-def batch_item(page_id: str, fields: dict[str, Any]) -> dict[str, str]:
-    """One batch entry: a form-encoded body whose object values are JSON (no token: the
-    batch's own ``access_token`` applies to every entry)."""
+def single_body(encoded: bytes, credentials: dict[str, str]) -> bytes:
+    """JSON body for ``POST /{version}/{page_id}/messages``: ``encode_call``'s body with the
+    credentials spliced in (they travel in the body, never in the URL)."""
+    return b"%s,%s}" % (encoded[:-1], _dumps(credentials)[1:-1].encode())
+
+
+def batch_item(page_id: str, fields: dict[str, Any], proof: str | None = None) -> dict[str, str]:
+    """One batch entry: a form-encoded body whose object values are JSON. No token: the
+    batch's own ``access_token`` applies to every entry. ``proof`` (``appsecret_proof``) is
+    repeated per entry because "Require App Secret" checks every call (reference §5.1)."""
     form = {k: v if isinstance(v, str) else _dumps(v) for k, v in fields.items()}
+    if proof:
+        form["appsecret_proof"] = proof
     return {"method": "POST", "relative_url": f"{page_id}/messages", "body": urlencode(form)}
 
 
@@ -79,7 +130,9 @@ def decode_answer(status: int, content: bytes | str) -> Answer:
     """Classify one HTTP answer (or batch part) exactly as the single-call path always has."""
     payload = _json_or_none(content)
     if 200 <= status < 300:
-        message_id = payload.get("message_id") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict):  # Graph took the call but its answer is unreadable
+            return _malformed("2xx answer is not a JSON object", http_status=status)
+        message_id = payload.get("message_id")
         return Answer(
             ok=True,
             http_status=status,
@@ -106,20 +159,38 @@ def decode_answer(status: int, content: bytes | str) -> Answer:
         error_subcode=subcode,
         error_class=classify_graph_error(status, code, subcode, is_transient),
         label=label,
-        detail=text[:MAX_DETAIL],
+        detail=text,  # cut only after redaction (log_detail), so no secret prefix survives
     )
 
 
 def transport_failure(label: str, detail: str) -> Answer:
-    """No answer at all (``label`` is ``network`` or ``timeout``): worth retrying."""
+    """No answer, and the request never went out (``label``: ``network``/``timeout``):
+    known not delivered, worth retrying."""
     return Answer(ok=False, error_class=ErrorClass.TRANSIENT, label=label, detail=detail)
+
+
+def lost_answer(label: str, detail: str) -> Answer:
+    """The request went out but its answer was lost (``reset``, ``timeout``, ``cancelled``):
+    Graph may have sent the message."""
+    return Answer(ok=False, error_class=ErrorClass.RISKY, label=label, detail=detail)
+
+
+def log_detail(detail: str, redact: Callable[[str], str]) -> str:
+    """``detail`` fit for a log line: secrets redacted first, then cut to ``MAX_DETAIL``.
+
+    >>> from bot.jsonlog import Redactor
+    >>> log_detail("x" * 1995 + "tok_SECRET", Redactor(["tok_SECRET"]))[-5:]  # not "tok_S"
+    '[REDA'
+    """
+    return redact(detail)[:MAX_DETAIL]
 
 
 def decode_batch(status: int, content: bytes, calls: int) -> list[Answer]:
     """One ``Answer`` per call of a batch, in request order.
 
     A failed batch request as a whole (non-2xx) gives every call that request's answer, so a
-    5xx is transient for all and a 190 permanent for all; a malformed 2xx answer is transient.
+    5xx is transient for all and a 190 permanent for all. A malformed 2xx answer, a ``null``
+    part and a missing part are risky: those calls may have run.
     """
     if not 200 <= status < 300:
         whole = decode_answer(status, content)
@@ -135,7 +206,7 @@ def decode_batch(status: int, content: bytes, calls: int) -> list[Answer]:
 
 def _decode_part(part: Any) -> Answer:
     if part is None:  # Graph gave up on this part: it may or may not have run
-        return transport_failure("timeout", "batch part timed out")
+        return lost_answer("timeout", "batch part timed out")
     if not isinstance(part, dict):
         return _malformed("batch part is not an object")
     code, body = _as_int(part.get("code")), part.get("body")
@@ -144,8 +215,14 @@ def _decode_part(part: Any) -> Answer:
     return decode_answer(code, body if isinstance(body, str) else "")
 
 
-def _malformed(detail: str) -> Answer:
-    return Answer(ok=False, error_class=ErrorClass.TRANSIENT, label="other", detail=detail)
+def _malformed(detail: str, http_status: int | None = None) -> Answer:
+    return Answer(
+        ok=False,
+        http_status=http_status,
+        error_class=ErrorClass.RISKY,
+        label="malformed",
+        detail=detail,
+    )
 
 
 def _dumps(value: Any) -> str:

@@ -7,6 +7,7 @@ with keyword arguments instead (``BotSettings(app_secret="s", ...)``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,16 @@ class BotSettings(BaseSettings):
     # Coalesce waiting calls into Graph batch requests (reference §8: at most 50 per batch).
     send_batch: bool = Field(default=True, alias="SEND_API_BATCH")
     send_batch_max: int = Field(default=50, ge=1, le=50, alias="SEND_API_BATCH_MAX")
+    # A batch of n calls may take SEND_API_TIMEOUT_SECONDS + n x this to answer (Graph runs its
+    # parts one by one in the worst case); a batch whose answer is lost is risky for every call.
+    send_batch_call_timeout_seconds: float = Field(
+        default=0.5, ge=0, alias="SEND_API_BATCH_CALL_TIMEOUT_SECONDS"
+    )
+    # The connection pool under the httpx API: aiohttp's (httpx-aiohttp; 1.1-1.7x the bot's
+    # Send API calls per CPU-second in `python -m bench send`) or httpx's own.
+    send_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp", alias="SEND_API_TRANSPORT"
+    )
 
     # --- HTTP edge ---
     host: str = Field(default="127.0.0.1", alias="HOST")

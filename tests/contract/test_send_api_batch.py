@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,19 +18,10 @@ from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
 from mock_meta.app import create_app
 from mock_meta.settings import MockSettings
+from tests.polling import eventually
 
 PAGE = "104501234567890"
 TOKEN = "test_page_token"
-DEADLINE = 5.0
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (yielding to the loop) until it holds; fail after ``DEADLINE`` s."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met before the deadline")
-        await asyncio.sleep(0)
 
 
 class GatedTransport(httpx.AsyncBaseTransport):
@@ -62,26 +53,34 @@ class World:
         psid: str = r.json()["psid"]
         return psid
 
-    async def texts_received(self, psid: str) -> list[str]:
+    async def messages_received(self, psid: str) -> list[dict[str, Any]]:
         r = await self.control.get("/_mock/journal/sends", params={"psid": psid})
         return [
-            s["request"]["message"]["text"]
+            s["request"]["message"]
             for s in r.json()["items"]
             if s["status"] == 200 and s["kind"] == "message"
         ]
 
-    async def send_piled_up(self, psids: list[str]) -> list[SendResult]:
-        first = asyncio.create_task(self.api.send(PAGE, psids[0], {"text": f"to {psids[0]}"}))
-        rest = [asyncio.create_task(self.api.send(PAGE, p, {"text": f"to {p}"})) for p in psids[1:]]
-        await until(lambda: self.api.queued >= len(rest))
+    async def texts_received(self, psid: str) -> list[str]:
+        return [m["text"] for m in await self.messages_received(psid)]
+
+    async def send_piled_up(
+        self, psids: list[str], message: Callable[[str], dict[str, Any]] | None = None
+    ) -> list[SendResult]:
+        build = message or (lambda p: {"text": f"to {p}"})
+        first = asyncio.create_task(self.api.send(PAGE, psids[0], build(psids[0])))
+        rest = [asyncio.create_task(self.api.send(PAGE, p, build(p))) for p in psids[1:]]
+        await eventually(lambda: self.api.queued >= len(rest))
         self.transport.gate.set()
         return list(await asyncio.gather(first, *rest))
 
 
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
+@asynccontextmanager
+async def open_world(*, require_proof: bool = False, **bot: Any) -> AsyncIterator[World]:
+    """The mock app in-process and the bot's client wired to it through a ``GatedTransport``."""
     hooks = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
-    app = create_app(MockSettings(), registry=CollectorRegistry(), http_client=hooks)
+    mock = MockSettings(require_appsecret_proof=require_proof)
+    app = create_app(mock, registry=CollectorRegistry(), http_client=hooks)
     async with app.router.lifespan_context(app):
         transport = GatedTransport(app)
         registry = CollectorRegistry()
@@ -94,6 +93,7 @@ async def world() -> AsyncIterator[World]:
             send_max_in_flight=1,
             send_backoff_base_seconds=0.001,
             send_backoff_max_seconds=0.002,
+            **bot,
         )
         api = HttpSendApi(settings, BotMetrics(registry), transport=transport)
         control = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://mock")
@@ -103,6 +103,12 @@ async def world() -> AsyncIterator[World]:
             await api.aclose()
             await control.aclose()
     await hooks.aclose()
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with open_world() as opened:
+        yield opened
 
 
 async def test_batched_sends_reach_every_user_as_replies(world: World) -> None:
@@ -144,3 +150,45 @@ async def test_graph_errors_inside_a_batch_are_handled_per_call(world: World) ->
         )
         == 1
     )
+
+
+async def test_with_require_app_secret_on_batched_sends_carry_a_proof_graph_accepts() -> None:
+    async with open_world(require_proof=True, appsecret_proof=True) as world:
+        psids = [await world.user() for _ in range(4)]
+        results = await world.send_piled_up(psids)
+        assert [r.ok for r in results] == [True] * 4
+        assert world.transport.paths == [f"/v25.0/{PAGE}/messages", "/v25.0/"]
+        for psid in psids:
+            assert await world.texts_received(psid) == [f"to {psid}"]
+
+
+async def test_metadata_reaches_graph_unchanged_in_and_out_of_a_batch(world: World) -> None:
+    psids = [await world.user() for _ in range(3)]
+
+    def with_key(psid: str) -> dict[str, Any]:
+        return {"text": "hi", "metadata": f'{{"k":"evt-{psid}:0","h":"order & co é"}}'}
+
+    results = await world.send_piled_up(psids, with_key)
+    assert all(r.ok for r in results)
+    for psid in psids:
+        assert await world.messages_received(psid) == [with_key(psid)]
+
+
+async def test_unencodable_replies_among_a_batch_fail_alone_against_the_mock(world: World) -> None:
+    psids = [await world.user() for _ in range(8)]
+    bad = set(psids[2::3])
+
+    def message(psid: str) -> dict[str, Any]:
+        return {"text": f"to {psid}" + (" \ud83d" if psid in bad else "")}
+
+    first = asyncio.create_task(world.api.send(PAGE, psids[0], message(psids[0])))
+    rest = [asyncio.create_task(world.api.send(PAGE, p, message(p))) for p in psids[1:]]
+    await eventually(lambda: world.api.queued >= len(rest) - len(bad))
+    world.transport.gate.set()
+    results = dict(zip(psids, await asyncio.gather(first, *rest), strict=True))
+    for psid, result in results.items():
+        if psid in bad:
+            assert result.error_class is ErrorClass.PERMANENT
+            assert await world.texts_received(psid) == []
+        else:
+            assert result.ok and await world.texts_received(psid) == [f"to {psid}"]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
 
 from bot.coalescer import Coalescer
+from tests.polling import eventually
 
-DEADLINE = 2.0
+DEADLINE = 10.0
 
 
 class Server:
@@ -52,15 +52,6 @@ def lanes(
     )
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (yielding to the loop) until it holds; fail after ``DEADLINE`` s."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met before the deadline")
-        await asyncio.sleep(0)
-
-
 async def test_an_idle_call_goes_alone_at_once() -> None:
     server = Server()
     server.gate.set()
@@ -73,9 +64,9 @@ async def test_calls_that_wait_for_a_slot_go_out_together_in_order() -> None:
     server = Server()
     c = lanes(server, limit=1)
     first = asyncio.create_task(c.submit("a0"))
-    await until(lambda: server.in_flight == 1)
+    await eventually(lambda: server.in_flight == 1)
     waiting = [asyncio.create_task(c.submit(f"a{i}")) for i in range(1, 5)]
-    await until(lambda: c.queued == 4)
+    await eventually(lambda: c.queued == 4)
     server.gate.set()
     answers = await asyncio.gather(first, *waiting)
     assert answers == [f"a{i}:ok" for i in range(5)]
@@ -86,7 +77,7 @@ async def test_never_more_requests_in_flight_than_the_limit() -> None:
     server = Server()
     c = lanes(server, limit=3, batch_max=2)
     tasks = [asyncio.create_task(c.submit(f"a{i}")) for i in range(20)]
-    await until(lambda: server.in_flight == 3 and c.queued == 17)
+    await eventually(lambda: server.in_flight == 3 and c.queued == 17)
     server.gate.set()
     assert await asyncio.gather(*tasks) == [f"a{i}:ok" for i in range(20)]
     assert server.most_in_flight == 3
@@ -98,9 +89,9 @@ async def test_a_batch_only_holds_calls_with_the_leaders_key() -> None:
     server = Server()
     c = lanes(server, limit=1)
     first = asyncio.create_task(c.submit("x0"))
-    await until(lambda: server.in_flight == 1)
+    await eventually(lambda: server.in_flight == 1)
     waiting = [asyncio.create_task(c.submit(call)) for call in ("a1", "b1", "a2", "b2")]
-    await until(lambda: c.queued == 4)
+    await eventually(lambda: c.queued == 4)
     server.gate.set()
     await asyncio.gather(first, *waiting)
     assert server.requests == [["x0"], ["a1", "a2"], ["b1", "b2"]]
@@ -110,7 +101,7 @@ async def test_batch_max_one_is_a_plain_limit() -> None:
     server = Server()
     c = lanes(server, limit=1, batch_max=1)
     tasks = [asyncio.create_task(c.submit(f"a{i}")) for i in range(3)]
-    await until(lambda: c.queued == 2)
+    await eventually(lambda: c.queued == 2)
     server.gate.set()
     await asyncio.gather(*tasks)
     assert server.requests == [["a0"], ["a1"], ["a2"]]
@@ -120,12 +111,12 @@ async def test_a_cancelled_waiter_leaves_and_the_others_still_get_answers() -> N
     server = Server()
     c = lanes(server, limit=1)
     first = asyncio.create_task(c.submit("a0"))
-    await until(lambda: server.in_flight == 1)
+    await eventually(lambda: server.in_flight == 1)
     quitter = asyncio.create_task(c.submit("a1"))
     stayer = asyncio.create_task(c.submit("a2"))
-    await until(lambda: c.queued == 2)
+    await eventually(lambda: c.queued == 2)
     quitter.cancel()
-    await until(lambda: c.queued == 1)
+    await eventually(lambda: c.queued == 1)
     server.gate.set()
     assert await asyncio.gather(first, stayer) == ["a0:ok", "a2:ok"]
     assert server.requests == [["a0"], ["a2"]]
@@ -149,10 +140,10 @@ async def test_followers_of_a_cancelled_leader_are_answered_as_abandoned() -> No
         abandoned=lambda call: f"{call}:abandoned",
     )
     first = asyncio.create_task(c.submit("a0"))
-    await until(lambda: server.in_flight == 1)
+    await eventually(lambda: server.in_flight == 1)
     leader = asyncio.create_task(c.submit("a1"))
     follower = asyncio.create_task(c.submit("a2"))
-    await until(lambda: c.queued == 2)
+    await eventually(lambda: c.queued == 2)
     server.gate.set()
     await first
     async with asyncio.timeout(DEADLINE):
@@ -178,9 +169,9 @@ async def test_a_failing_batch_raises_in_every_caller_and_frees_its_slot() -> No
         abandoned=lambda call: "abandoned",
     )
     first = asyncio.create_task(c.submit("a0"))
-    await until(lambda: server.in_flight == 1)
+    await eventually(lambda: server.in_flight == 1)
     waiting = [asyncio.create_task(c.submit(f"a{i}")) for i in (1, 2)]
-    await until(lambda: c.queued == 2)
+    await eventually(lambda: c.queued == 2)
     server.gate.set()
     await first
     results = await asyncio.gather(*waiting, return_exceptions=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -20,7 +21,9 @@ from prometheus_client import CollectorRegistry
 from bot.metrics import BotMetrics
 from bot.retry import ErrorClass
 from bot.send_api import HttpSendApi
+from bot.send_wire import MAX_DETAIL
 from bot.settings import BotSettings
+from tests.unit.bot.send_fakes import raising
 
 PAGE, USER = "104501234567890", "6543210987654321"
 TOKEN = "tok_SECRET_page_token_123"
@@ -182,18 +185,121 @@ async def test_outside_window_error_is_labelled_with_its_subcode() -> None:
     )
 
 
-async def test_network_errors_and_timeouts_are_retried() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    def slow(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("timed out", request=request)
-
-    h = Harness(Graph(refuse, slow, ok))
+async def test_failures_before_the_request_was_written_are_retried() -> None:
+    script = [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError]
+    h = Harness(Graph(*map(raising, script), ok), send_max_attempts=5)
     result = await send(h)
-    assert result.ok and result.attempts == 3
-    assert h.sample("bot_send_api_retries_total", error_code="network") == 1
-    assert h.sample("bot_send_api_retries_total", error_code="timeout") == 1
+    assert result.ok and result.attempts == 5
+    assert h.sample("bot_send_api_retries_total", error_code="network") == 2
+    assert h.sample("bot_send_api_retries_total", error_code="timeout") == 2
+
+
+@pytest.mark.parametrize(
+    ("responder", "label"),
+    [
+        (raising(httpx.ReadTimeout), "timeout"),
+        (raising(httpx.ReadError), "reset"),
+        (raising(httpx.RemoteProtocolError), "reset"),
+        (lambda r: httpx.Response(200, text="<html>upstream</html>"), "malformed"),
+        (lambda r: httpx.Response(200), "malformed"),
+    ],
+    ids=["read_timeout", "reset", "disconnected", "html_2xx", "empty_2xx"],
+)
+async def test_a_call_whose_answer_was_lost_is_risky_and_never_retried(
+    responder: Responder, label: str
+) -> None:
+    graph = Graph(responder, ok)
+    h = Harness(graph)
+    result = await send(h)
+    assert not result.ok and not result.transient
+    assert (result.error_class, result.error_label, result.attempts) == (
+        ErrorClass.RISKY,
+        label,
+        1,
+    )
+    assert len(graph.requests) == 1 and h.sleeps == []
+    assert h.sample("bot_send_api_requests_total", outcome="uncertain_error", error_code=label) == 1
+
+
+async def test_a_graph_that_never_answers_is_given_up_on_within_the_budget_as_risky() -> None:
+    class Silent(Graph):
+        async def __call__(self, request: httpx.Request) -> httpx.Response:  # type: ignore[override]
+            self.requests.append(request)
+            await asyncio.Event().wait()  # a server that trickles nothing, forever
+            raise AssertionError("unreachable")
+
+    graph = Silent(ok)
+    result = await send(Harness(graph, send_timeout_seconds=0.2))
+    assert (result.error_class, result.error_label, result.attempts) == (
+        ErrorClass.RISKY,
+        "timeout",
+        1,
+    )
+    assert len(graph.requests) == 1
+
+
+async def test_a_sender_action_is_sent_without_a_message_and_as_a_persona() -> None:
+    graph = Graph(lambda r: httpx.Response(200, json={"recipient_id": USER}))
+    h = Harness(graph)
+    result = await h.api.send(PAGE, USER, {}, sender_action="typing_on", persona_id="777")
+    await h.api.aclose()
+    assert result.ok and result.message_id is None
+    assert graph.bodies[0] == {
+        "recipient": {"id": USER},
+        "sender_action": "typing_on",
+        "persona_id": "777",
+        "access_token": TOKEN,
+    }
+
+
+async def test_a_message_goes_as_a_persona_with_its_metadata_unchanged() -> None:
+    graph = Graph(ok)
+    h = Harness(graph)
+    message = {"text": "hi", "metadata": '{"k":"evt-1:0","app":"x & y"}'}
+    await h.api.send(PAGE, USER, message, persona_id="777")
+    await h.api.aclose()
+    assert graph.bodies[0]["persona_id"] == "777"
+    assert graph.bodies[0]["message"] == message
+
+
+async def test_a_message_that_cannot_be_encoded_fails_permanently_without_a_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph = Graph(ok)
+    h = Harness(graph)
+    caplog.set_level(logging.WARNING, logger="bot.send_api")
+    result = await h.api.send(PAGE, USER, {"text": "secret words \ud83d"})
+    await h.api.aclose()
+    assert not result.ok and graph.requests == []
+    assert (result.error_class, result.error_label, result.attempts) == (
+        ErrorClass.PERMANENT,
+        "unencodable",
+        0,
+    )
+    assert (
+        h.sample("bot_send_api_requests_total", outcome="permanent_error", error_code="unencodable")
+        == 1
+    )
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "UnicodeEncodeError" in logged and "secret words" not in logged
+
+
+async def test_a_secret_straddling_the_log_cut_is_redacted_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    proof = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+
+    def quote_at_the_cut(request: httpx.Request) -> httpx.Response:
+        # Graph quoting the token, and then the proof, right where the log line is cut.
+        return httpx.Response(400, text="e" * (MAX_DETAIL - 8) + TOKEN + " " + proof)
+
+    graph = Graph(quote_at_the_cut)
+    caplog.set_level(logging.WARNING, logger="bot.send_api")
+    await send(Harness(graph, appsecret_proof=True))
+    (record,) = caplog.records
+    detail = record.__dict__["detail"]
+    assert len(detail) == MAX_DETAIL and detail.endswith("[REDACTE")
+    assert TOKEN[:4] not in detail and proof[:4] not in detail
 
 
 async def test_tag_and_messaging_type_are_sent() -> None:
@@ -232,13 +338,19 @@ async def test_token_and_proof_never_reach_url_logs_or_errors(
     proof = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
     graph = Graph(refuse, echo_token)
     caplog.set_level(logging.DEBUG, logger="bot.send_api")
-    result = await send(Harness(graph, appsecret_proof=True, send_max_attempts=2))
+    h = Harness(graph, appsecret_proof=True, send_max_attempts=2)
+    result = await send(h)
     assert not result.ok and len(graph.requests) == 2
     assert all(TOKEN not in str(r.url) for r in graph.requests)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "[REDACTED]" in logged
     assert TOKEN not in logged and proof not in logged
     assert TOKEN not in repr(result)
+    # The client span records the exception (message and stack trace): redacted as well.
+    spans = h.exporter.get_finished_spans()
+    recorded = str([(s.attributes, [e.attributes for e in s.events]) for s in spans])
+    assert "exception.message" in recorded and "[REDACTED]" in recorded
+    assert TOKEN not in recorded and proof not in recorded
 
 
 async def test_one_client_span_per_attempt_with_traceparent_injected() -> None:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,11 +23,12 @@ from bot.metrics import BotMetrics
 from bot.retry import ErrorClass
 from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
+from tests.polling import eventually
+from tests.unit.bot.send_fakes import raising
 
 PAGE = "104501234567890"
 TOKEN = "tok_SECRET_page_token_123"
 APP_SECRET = "app_secret_for_tests"
-DEADLINE = 2.0
 BATCH_URL = "http://graph.test/v25.0/"
 # What Graph answers for one call, keyed by the recipient's PSID.
 Behaviour = Callable[[str], tuple[int, dict[str, Any]]]
@@ -103,15 +103,6 @@ def _item(item: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (yielding to the loop) until it holds; fail after ``DEADLINE`` s."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met before the deadline")
-        await asyncio.sleep(0)
-
-
 class Harness:
     def __init__(self, graph: Graph, **overrides: Any) -> None:
         self.graph = graph
@@ -146,13 +137,20 @@ class Harness:
     def sample(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    async def send_piled_up(self, psids: list[str]) -> list[SendResult]:
-        """Send to ``psids[0]`` and hold its request until the others are queued behind it."""
+    async def send_piled_up(
+        self, psids: list[str], texts: dict[str, str] | None = None, *, queued: int | None = None
+    ) -> list[SendResult]:
+        """Send to ``psids[0]`` and hold its request until the others are queued behind it
+        (``queued`` of them: calls refused before the network never queue)."""
+        text = (texts or {}).get
         gate = self.graph.gate = asyncio.Event()
         first = asyncio.create_task(self.api.send(PAGE, psids[0], {"text": psids[0]}))
-        await until(lambda: bool(self.graph.requests))
-        rest = [asyncio.create_task(self.api.send(PAGE, p, {"text": p})) for p in psids[1:]]
-        await until(lambda: self.api.queued >= len(rest))
+        await eventually(lambda: bool(self.graph.requests))
+        rest = [
+            asyncio.create_task(self.api.send(PAGE, p, {"text": text(p, p)})) for p in psids[1:]
+        ]
+        expected = len(rest) if queued is None else queued
+        await eventually(lambda: self.api.queued >= expected)
         gate.set()
         try:
             return list(await asyncio.gather(first, *rest))
@@ -268,7 +266,7 @@ async def test_a_network_failure_of_a_batch_is_transient_for_every_call() -> Non
     assert all(r.transient for r in results[1:])
 
 
-async def test_a_part_that_timed_out_is_retried() -> None:
+async def test_a_part_that_timed_out_is_risky_and_not_retried() -> None:
     class OneNullPart(Graph):
         async def __call__(self, request: httpx.Request) -> httpx.Response:
             response = await super().__call__(request)
@@ -281,10 +279,108 @@ async def test_a_part_that_timed_out_is_retried() -> None:
 
     graph = OneNullPart()
     h = Harness(graph)
-    results = await h.send_piled_up(["first", "late", "fine"])
-    assert [(r.ok, r.attempts) for r in results] == [(True, 1), (True, 2), (True, 1)]
-    assert graph.singles == ["first", "late"]
-    assert h.sample("bot_send_api_retries_total", error_code="timeout") == 1
+    first, late, fine = await h.send_piled_up(["first", "late", "fine"])
+    assert first.ok and fine.ok
+    assert (late.ok, late.error_class, late.attempts) == (False, ErrorClass.RISKY, 1)
+    assert graph.singles == ["first"] and len(graph.batches) == 1
+    assert h.sample("bot_send_api_retries_total", error_code="timeout") == 0
+    assert (
+        h.sample("bot_send_api_requests_total", outcome="uncertain_error", error_code="timeout")
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "label"),
+    [
+        (raising(httpx.ReadTimeout), "timeout"),
+        (raising(httpx.RemoteProtocolError), "reset"),
+        (lambda r: httpx.Response(200, text="<html>gateway</html>"), "malformed"),
+    ],
+    ids=["read_timeout", "reset", "malformed_2xx"],
+)
+async def test_a_batch_whose_answer_was_lost_is_risky_for_every_call_and_not_resent(
+    fault: Fault, label: str
+) -> None:
+    graph = Graph(batch_faults=[fault])
+    h = Harness(graph, send_max_attempts=4)
+    results = await h.send_piled_up(["first", "a", "b", "c"])
+    assert results[0].ok
+    assert [(r.error_class, r.error_label, r.attempts) for r in results[1:]] == [
+        (ErrorClass.RISKY, label, 1)
+    ] * 3
+    assert len(graph.requests) == 2 and h.sleeps == []  # the batch was never sent again
+    assert h.sample("bot_send_api_requests_total", outcome="uncertain_error", error_code=label) == 3
+
+
+async def test_a_batch_gets_more_time_to_answer_the_more_calls_it_carries() -> None:
+    budgets: list[tuple[int, float]] = []
+
+    class Timed(Graph):
+        async def __call__(self, request: httpx.Request) -> httpx.Response:
+            calls = len(json.loads(request.content).get("batch", [None]))
+            budgets.append((calls, request.extensions["timeout"]["read"]))
+            return await super().__call__(request)
+
+    h = Harness(Timed(), send_timeout_seconds=2.0, send_batch_call_timeout_seconds=0.25)
+    results = await h.send_piled_up([str(i) for i in range(5)])
+    assert all(r.ok for r in results)
+    assert budgets == [(1, 2.0), (4, 2.0 + 4 * 0.25)]
+
+
+async def test_unencodable_replies_fail_alone_and_never_touch_their_batch() -> None:
+    psids = [f"u{i}" for i in range(40)]
+    bad = set(psids[3::4])  # 10 of 40, spread through the batch window
+    texts = {p: f"{p} \ud83d" for p in bad}  # a lone surrogate: a truncated emoji
+    h = Harness(Graph())
+    results = await h.send_piled_up(psids, texts, queued=len(psids) - 1 - len(bad))
+    by_psid = dict(zip(psids, results, strict=True))
+    assert all(by_psid[p].ok and by_psid[p].attempts == 1 for p in psids if p not in bad)
+    assert {(r.error_class, r.error_label, r.attempts) for p, r in by_psid.items() if p in bad} == {
+        (ErrorClass.PERMANENT, "unencodable", 0)
+    }
+    sent = [i["recipient"]["id"] for b in h.graph.batches for i in b] + h.graph.singles
+    assert sorted(sent) == sorted(p for p in psids if p not in bad)
+    assert h.sample("bot_send_api_requests_total", outcome="success", error_code="none") == 30
+    assert (
+        h.sample("bot_send_api_requests_total", outcome="permanent_error", error_code="unencodable")
+        == 10
+    )
+
+
+async def test_sender_actions_personas_and_metadata_ride_in_a_batch() -> None:
+    graph = Graph()
+    h = Harness(graph)
+    gate = graph.gate = asyncio.Event()
+    first = asyncio.create_task(h.api.send(PAGE, "first", {"text": "x"}))
+    await eventually(lambda: bool(graph.requests))
+    metadata = '{"k":"evt-9:1","app":"a & b"}'
+    rest = [
+        asyncio.create_task(h.api.send(PAGE, "typing", {}, sender_action="typing_on")),
+        asyncio.create_task(
+            h.api.send(PAGE, "said", {"text": "hi", "metadata": metadata}, persona_id="777")
+        ),
+    ]
+    await eventually(lambda: h.api.queued >= 2)
+    gate.set()
+    assert all(r.ok for r in await asyncio.gather(first, *rest))
+    await h.api.aclose()
+    assert graph.batches == [
+        [
+            {
+                "url": f"{PAGE}/messages",
+                "recipient": {"id": "typing"},
+                "sender_action": "typing_on",
+            },
+            {
+                "url": f"{PAGE}/messages",
+                "recipient": {"id": "said"},
+                "messaging_type": "RESPONSE",
+                "message": {"text": "hi", "metadata": metadata},
+                "persona_id": "777",
+            },
+        ]
+    ]
 
 
 async def test_batches_hold_one_token_each() -> None:
@@ -292,10 +388,10 @@ async def test_batches_hold_one_token_each() -> None:
     h = Harness(graph, page_tokens="222=tok_other")
     gate = graph.gate = asyncio.Event()
     first = asyncio.create_task(h.api.send(PAGE, "first", {"text": "x"}))
-    await until(lambda: bool(graph.requests))
+    await eventually(lambda: bool(graph.requests))
     pages = [PAGE, "222", PAGE, "222"]
     rest = [asyncio.create_task(h.api.send(p, f"u{i}", {"text": "x"})) for i, p in enumerate(pages)]
-    await until(lambda: h.api.queued >= 4)
+    await eventually(lambda: h.api.queued >= 4)
     gate.set()
     assert all(r.ok for r in await asyncio.gather(first, *rest))
     await h.api.aclose()
@@ -325,7 +421,9 @@ async def test_token_and_proof_never_reach_batch_urls_logs_or_results(
     caplog.set_level(logging.DEBUG, logger="bot.send_api")
     results = await h.send_piled_up(["first", "a", "b"])
     proof = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    # "Require App Secret" checks the batch and each call in it: the proof goes on both.
     assert json.loads(graph.requests[1].content)["appsecret_proof"] == proof
+    assert [i["appsecret_proof"] for i in graph.batches[0]] == [proof, proof]
     assert all(TOKEN not in str(r.url) for r in graph.requests)
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "[REDACTED]" in logged
@@ -333,7 +431,8 @@ async def test_token_and_proof_never_reach_batch_urls_logs_or_results(
     assert not any(r.ok for r in results[1:])
     assert all(TOKEN not in repr(r) for r in results)
     spans = h.exporter.get_finished_spans()
-    assert spans and all(TOKEN not in str(dict(s.attributes or {})) for s in spans)
+    recorded = str([(s.attributes, [e.attributes for e in s.events]) for s in spans])
+    assert spans and TOKEN not in recorded and proof not in recorded
 
 
 async def test_the_batch_span_runs_in_the_leaders_trace_and_links_the_other_calls() -> None:
@@ -349,9 +448,9 @@ async def test_the_batch_span_runs_in_the_leaders_trace_and_links_the_other_call
 
     gate = graph.gate = asyncio.Event()
     first = asyncio.create_task(send_in_span("first"))
-    await until(lambda: bool(graph.requests))
+    await eventually(lambda: bool(graph.requests))
     rest = [asyncio.create_task(send_in_span(p)) for p in ("a", "b", "c")]
-    await until(lambda: h.api.queued >= 3)
+    await eventually(lambda: h.api.queued >= 3)
     gate.set()
     assert all(r.ok for r in await asyncio.gather(first, *rest))
     await h.api.aclose()
