@@ -59,7 +59,7 @@ class BotSettings(BaseSettings):
         default=10.0, gt=0, alias="HTTP_HEADER_TIMEOUT_SECONDS"
     )
     http_body_timeout_seconds: float = Field(default=30.0, gt=0, alias="HTTP_BODY_TIMEOUT_SECONDS")
-    http_keep_alive_seconds: float = Field(default=5.0, gt=0, alias="HTTP_KEEP_ALIVE_SECONDS")
+    http_keep_alive_seconds: int = Field(default=5, ge=1, alias="HTTP_KEEP_ALIVE_SECONDS")
     http_max_connections: int = Field(default=1000, ge=1, alias="HTTP_MAX_CONNECTIONS")
     # Event timestamps further ahead of arrival than this are clamped to the arrival time.
     event_future_tolerance_seconds: float = Field(

@@ -255,7 +255,10 @@ class WebhookEdge:
             reason,
             extra={"log_type": "event", "reason": label, "status": status},
         )
-        return await _respond(send, status, json.dumps({"error": reason}).encode(), _JSON)
+        body = json.dumps({"error": reason}).encode()
+        # A 413 is answered before the body is read: closing (gently, see bot.http_guard)
+        # bounds what a huge upload costs, instead of parsing all of it to keep the connection.
+        return await _respond(send, status, body, _JSON, close=status == 413)
 
     # --- probes and metrics ----------------------------------------------------------------
 
@@ -353,14 +356,13 @@ def _unready(reason: str) -> Response:
     return JSONResponse({"status": "unready", "reason": reason}, status_code=503)
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> int:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))],
-        }
-    )
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, *, close: bool = False
+) -> int:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return status
 
