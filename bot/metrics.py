@@ -13,6 +13,7 @@ import platform
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bot import __version__
+from bot.event_time import TimeFix
 from bot.events import EventKind
 
 # OTel advisory buckets for HTTP durations; 5 s is Meta's ack budget, 1 s and 2.5 s alert levels.
@@ -23,10 +24,17 @@ HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 HANDSHAKE_RESULTS = ("success", "token_mismatch", "bad_mode", "missing_params")
 SIGNATURE_FAILURE_REASONS = ("missing", "malformed", "mismatch")
-REJECT_REASONS = ("too_large", "bad_signature", "invalid_json", "bad_shape", "wrong_object")
+REJECT_REASONS = (
+    "too_large",
+    "bad_signature",
+    "invalid_json",
+    "bad_shape",
+    "wrong_object",
+    "too_many_events",
+)
 # Hardening (bot/http_guard.py, bot/event_time.py): why a connection was cut, why a timestamp moved.
 EDGE_CLOSE_REASONS = ("header_too_large", "header_timeout", "body_timeout", "evicted", "refused")
-TIMESTAMP_FIXES = ("seconds", "future", "missing", "invalid")
+TIMESTAMP_FIXES = tuple(fix.value for fix in TimeFix)
 PROCESS_OUTCOMES = ("handled", "unhandled", "failed", "dead_lettered")
 # Graph error codes we name; anything else is "other". "none" is success, "network" and
 # "timeout" have no Graph code, "http_5xx"/"http_4xx" are answers without a Graph envelope.

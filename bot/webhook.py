@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from bot.event_time import Arrival, TimeFix
 from bot.events import EventKind, InboundEvent, PayloadError, parse_envelope
 from bot.inbox import Inbox, InboxRecord, StoredEvent
 from bot.metrics import BotMetrics
@@ -71,9 +72,12 @@ class WebhookEdge:
         self._secrets = settings.app_secrets()
         self._verify_token = settings.verify_token.get_secret_value().encode()
         self._max_body = settings.max_body_bytes
+        self._max_events = settings.max_events_per_post
+        self._future_tolerance_ms = int(settings.event_future_tolerance_seconds * 1000)
         # Label children resolved once: labels() costs a lock and a tuple per call.
         self._received = {k: metrics.events_received.labels(k.value) for k in EventKind}
         self._duplicates = {k: metrics.duplicates.labels(k.value) for k in EventKind}
+        self._time_fixes = {f: metrics.timestamps_adjusted.labels(f.value) for f in TimeFix}
 
     def attach(self, inbox: Inbox, pool: EventSink) -> None:
         self.inbox, self.pool = inbox, pool
@@ -148,20 +152,40 @@ class WebhookEdge:
             envelope = _DECODER.decode(body.decode("utf-8"))
         except (ValueError, RecursionError):
             return await self._reject(send, 400, "invalid_json", "invalid JSON body")
+        now = time.time()
+        arrival = Arrival(int(now * 1000), self._future_tolerance_ms)
         try:
-            events = parse_envelope(envelope)
+            events = parse_envelope(envelope, max_events=self._max_events, arrival=arrival)
             _check_storable(events)
         except PayloadError as exc:
-            reason = "wrong_object" if exc.status == 404 else "bad_shape"
+            reason = _PAYLOAD_REJECTS.get(exc.status, "bad_shape")
             return await self._reject(send, exc.status, reason, exc.reason)
         except RecursionError:
             return await self._reject(send, 400, "bad_shape", "payload nested too deeply")
-        return await self._store(send, events, start)
+        self._note_time_fixes(events)
+        return await self._store(send, events, start, now)
 
-    async def _store(self, send: Send, events: list[InboundEvent], start: float) -> int:
+    def _note_time_fixes(self, events: list[InboundEvent]) -> None:
+        """Count every normalised timestamp; log the ones replaced by the arrival time."""
+        for event in events:
+            fix = event.time_fix
+            if fix is None:
+                continue
+            self._time_fixes[fix].inc()
+            if fix is not TimeFix.SECONDS:
+                log.info(
+                    "event timestamp replaced by the arrival time (%s)",
+                    fix.value,
+                    extra={
+                        "log_type": "event",
+                        "event_type": _KIND_VALUES[event.kind],
+                        "reason": fix.value,
+                    },
+                )
+
+    async def _store(self, send: Send, events: list[InboundEvent], start: float, now: float) -> int:
         if not events:
             return await _respond(send, 200, _ACK, _TEXT)
-        now = time.time()
         if self._untraced:
             # No span can be recorded: every event keeps the request's context, for logs.
             traceparent = traceparent_of(get_current_span())
@@ -347,6 +371,8 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# PayloadError statuses -> bot_webhook_requests_rejected_total{reason}.
+_PAYLOAD_REJECTS = {404: "wrong_object", 413: "too_many_events"}
 # Built once: json.loads/dumps with keyword arguments construct a new codec on every call.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))

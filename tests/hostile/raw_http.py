@@ -116,10 +116,11 @@ def metric_value(bot: BotProcess, name: str, **labels: str) -> float:
 
 
 def signed_post(body: bytes, headers: dict[str, str], path: str = "/webhook") -> bytes:
-    """A raw ``POST`` request carrying ``body`` with its headers (no keep-alive)."""
+    """A raw ``POST`` request carrying ``body`` with its headers; a header value's lone
+    surrogates (``"\\udcff"``) become those raw bytes, as a hostile client would send them."""
     lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
 
 
 __all__ = ["Answer", "RawConnection", "assert_still_answers", "metric_value", "signed_post"]
