@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from bot.event_time import Arrival, TimeFix
 from bot.events import EventKind, InboundEvent, PayloadError, parse_envelope
 from bot.inbox import Inbox, InboxRecord, StoredEvent
+from bot.inbox_guard import InboxFileGuard
 from bot.metrics import BotMetrics
 from bot.settings import BotSettings
 from bot.signature import verify_signature
@@ -67,6 +68,7 @@ class WebhookEdge:
         self.metrics = metrics
         self.inbox: Inbox | None = None
         self.pool: EventSink | None = None
+        self.inbox_guard: InboxFileGuard | None = None
         self._tracer = tracer
         self._untraced = never_records(tracer)
         self._secrets = settings.app_secrets()
@@ -79,11 +81,14 @@ class WebhookEdge:
         self._duplicates = {k: metrics.duplicates.labels(k.value) for k in EventKind}
         self._time_fixes = {f: metrics.timestamps_adjusted.labels(f.value) for f in TimeFix}
 
-    def attach(self, inbox: Inbox, pool: EventSink) -> None:
-        self.inbox, self.pool = inbox, pool
+    def attach(
+        self, inbox: Inbox, pool: EventSink, inbox_guard: InboxFileGuard | None = None
+    ) -> None:
+        """``inbox_guard`` watches a file-backed inbox (see ``bot.inbox_guard``)."""
+        self.inbox, self.pool, self.inbox_guard = inbox, pool, inbox_guard
 
     def detach(self) -> None:
-        self.inbox = self.pool = None
+        self.inbox = self.pool = self.inbox_guard = None
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -214,6 +219,10 @@ class WebhookEdge:
             _end_producer_spans(spans, stored)
         if stored is None:
             return await _respond(send, 503, b'{"error":"inbox unavailable"}', _JSON)
+        guard = self.inbox_guard
+        if guard is not None and not guard.intact():
+            # Committed into a deleted or replaced file: lost at restart, so Meta must retry.
+            return await _respond(send, 503, b'{"error":"inbox file lost"}', _JSON)
         self._count_and_submit(events, stored)
         status = await _respond(send, 200, _ACK, _TEXT)
         if self.pool is not None:
@@ -300,6 +309,17 @@ class WebhookEdge:
         except Exception as exc:  # readiness reports any failure; it never raises
             log.warning("inbox ping failed: %s", exc, extra={"log_type": "probe"})
             return _unready("inbox unavailable")
+        guard = self.inbox_guard
+        if guard is not None:
+            if not guard.intact():
+                return _unready(guard.lost_reason or "inbox file lost")
+            try:
+                # A real write: a full or read-only disk fails here, not only in every webhook.
+                probe = asyncio.to_thread(guard.probe_write)
+                await asyncio.wait_for(probe, _PROBE_TIMEOUT_SECONDS)
+            except (OSError, TimeoutError) as exc:
+                log.warning("inbox disk write probe failed: %s", exc, extra={"log_type": "probe"})
+                return _unready("inbox disk not writable")
         return JSONResponse({"status": "ready"})
 
     async def render_metrics(self, request: Request) -> Response:

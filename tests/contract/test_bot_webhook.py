@@ -640,3 +640,38 @@ async def test_more_events_than_meta_batches_is_413_and_nothing_is_stored(
         assert bot.stored() == []
         assert bot.metric("bot_webhook_requests_rejected_total", reason="too_many_events") == 1
         assert (await bot.post(envelope(*events[:1000]))).status_code == 200
+
+
+# --- the inbox file on disk (issue 9 "Inbox integrity") -------------------------------------
+
+
+def remove_inbox_files(db: Path) -> None:
+    for path in db.parent.glob(db.name + "*"):  # the database, its -wal and -shm
+        path.unlink()
+
+
+@pytest.mark.parametrize("loss", ["deleted", "replaced"])
+async def test_a_lost_inbox_file_stops_acks_fails_readiness_and_is_logged_once(
+    make_bot: BotFactory, caplog: pytest.LogCaptureFixture, tmp_path: Path, loss: str
+) -> None:
+    async with make_bot() as bot:
+        assert (await bot.post(envelope(text_event("m_before")))).status_code == 200
+        if loss == "deleted":
+            remove_inbox_files(bot.db)
+        else:
+            (tmp_path / "other.db").write_bytes(b"")
+            (tmp_path / "other.db").replace(bot.db)
+
+        for n in range(3):
+            response = await bot.post(envelope(text_event(f"m_after_{n}")))
+            assert response.status_code == 503
+            assert response.json() == {"error": "inbox file lost"}
+        ready = await bot.client.get("/readyz")
+        assert ready.status_code == 503
+        # A deleted file may be recreated empty by a new SQLite connection: then it reads
+        # as replaced, which is just as lost.
+        reasons = {"inbox file replaced"} | ({"inbox file deleted"} if loss == "deleted" else set())
+        assert ready.json()["reason"] in reasons
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1
+    assert ready.json()["reason"] in critical[0].getMessage()
