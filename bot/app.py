@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from bot import __version__
 from bot.http_metrics import HttpMetricsMiddleware
 from bot.inbox import Inbox
+from bot.inbox_guard import InboxFileGuard
 from bot.metrics import BotMetrics
 from bot.routing import Router, load_router
 from bot.send_api import HttpSendApi, SendApi
@@ -85,7 +86,7 @@ def create_app(
             # Callbacks run last-in first-out: pool first, then Send API, then inbox.
             stack.push_async_callback(pool.stop, settings.shutdown_grace_seconds)
             stack.callback(edge.detach)
-            edge.attach(the_inbox, pool)
+            edge.attach(the_inbox, pool, _inbox_guard(settings, own_inbox=inbox is None))
             purger = asyncio.create_task(
                 _purge_forever(the_inbox, settings.dedup_retention_seconds), name="inbox-purge"
             )
@@ -150,6 +151,13 @@ def secret_values(settings: BotSettings) -> list[str]:
         *settings.page_token_map().values(),
     ]
     return [v for v in values if v]
+
+
+def _inbox_guard(settings: BotSettings, *, own_inbox: bool) -> InboxFileGuard | None:
+    """A watch on the inbox file this app opened (a passed-in inbox is the caller's)."""
+    if not own_inbox or settings.inbox_backend != "sqlite":
+        return None
+    return InboxFileGuard(settings.inbox_path)
 
 
 def _default_inbox(settings: BotSettings, metrics: BotMetrics) -> Inbox:

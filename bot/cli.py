@@ -4,16 +4,17 @@
     messenger-bot dead-letters list [--json] [--limit N] [--inbox PATH]
     messenger-bot dead-letters replay (--all | --id N [--id N ...]) [--inbox PATH]
 
-``serve`` runs one uvicorn process (uvloop, httptools) on ``HOST``/``PORT``, or on an
-already-bound listening socket passed as file descriptor ``--fd`` (supervisors and tests
-use this to avoid port races). A missing or invalid setting stops start-up with exit code 2
-and one line naming the variable, never its value.
+``serve`` runs one uvicorn process (uvloop, httptools with the limits of ``bot.http_guard``)
+on ``HOST``/``PORT``, or on an already-bound listening socket passed as file descriptor
+``--fd`` (supervisors and tests use this to avoid port races). A missing or invalid setting
+stops start-up with exit code 2 and one line naming the variable, never its value.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import socket
 import sys
@@ -61,15 +62,24 @@ def serve(*, fd: int | None = None) -> int:
     import uvicorn
 
     from bot.app import create_app, secret_values
+    from bot.http_guard import EdgeLimits, guarded_protocol
     from bot.jsonlog import configure_logging
 
+    # A fatal signal (SIGBUS when the inbox's shared memory loses its disk) prints its reason
+    # and the Python stack to stderr instead of dying silently.
+    faulthandler.enable()
     configure_logging(settings.log_level, secret_values(settings))
+    app = create_app(settings, freeze_gc=True)
+    closes = app.state.metrics.edge_closes
     config = uvicorn.Config(
-        create_app(settings, freeze_gc=True),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(
+            EdgeLimits.from_settings(settings), lambda reason: closes.labels(reason).inc()
+        ),
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         lifespan="on",
         log_config=None,  # keep our JSON handler (configured above)
         access_log=False,  # the HTTP metrics and traces cover requests; a log line each is waste

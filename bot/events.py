@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.event_time import Arrival, TimeFix, normalise_timestamp
+
 
 class PayloadError(ValueError):
     """The body is JSON but not a Messenger envelope we can store; ``reason`` is short."""
@@ -94,6 +96,8 @@ class InboundEvent:
     dedup_key: str
     raw: dict[str, Any] = field(repr=False)
     standby: bool = False
+    # What the edge did to ``timestamp`` to get ``timestamp_ms`` (None: taken as sent).
+    time_fix: TimeFix | None = None
 
     @property
     def message(self) -> dict[str, Any]:
@@ -131,11 +135,14 @@ class InboundEvent:
         return self.recipient_id if self.kind is EventKind.ECHO else self.sender_id
 
 
-def parse_envelope(body: Any) -> list[InboundEvent]:
+def parse_envelope(
+    body: Any, *, max_events: int | None = None, arrival: Arrival | None = None
+) -> list[InboundEvent]:
     """Validate a decoded webhook body and return its events in arrival order.
 
-    Raises ``PayloadError`` (400) for shapes that are not an envelope and (404) when
-    ``object`` is not ``"page"``.
+    Raises ``PayloadError`` (400) for shapes that are not an envelope, (404) when ``object``
+    is not ``"page"`` and (413) for more than ``max_events`` events, counted before any is
+    parsed. With ``arrival``, timestamps are normalised against it (``bot.event_time``).
     """
     if not isinstance(body, dict):
         raise PayloadError("body must be a JSON object")
@@ -144,6 +151,8 @@ def parse_envelope(body: Any) -> list[InboundEvent]:
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise PayloadError("entry must be an array")
+    if max_events is not None and _count_events(entries) > max_events:
+        raise PayloadError(f"more than {max_events} events in one POST", status=413)
     events: list[InboundEvent] = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -156,18 +165,38 @@ def parse_envelope(body: Any) -> list[InboundEvent]:
             for item in items:
                 if not isinstance(item, dict):
                     raise PayloadError(f"entry.{channel} items must be objects")
-                events.append(parse_event(item, page_id=page_id, standby=standby))
+                events.append(parse_event(item, page_id=page_id, standby=standby, arrival=arrival))
     return events
 
 
+def _count_events(entries: list[Any]) -> int:
+    # Cheap on purpose: it runs before any per-event work, so a huge batch costs no more.
+    count = 0
+    for entry in entries:
+        if isinstance(entry, dict):
+            for channel in ("messaging", "standby"):
+                items = entry.get(channel)
+                count += len(items) if isinstance(items, list) else 0
+    return count
+
+
 def parse_event(
-    item: dict[str, Any], *, page_id: str | None, standby: bool = False
+    item: dict[str, Any],
+    *,
+    page_id: str | None,
+    standby: bool = False,
+    arrival: Arrival | None = None,
 ) -> InboundEvent:
     """Classify one messaging object and compute its identity for deduplication."""
     sender = _as_id(_nested(item, "sender", "id")) or _as_id(_nested(item, "sender", "user_ref"))
     recipient = _as_id(_nested(item, "recipient", "id"))
     timestamp = item.get("timestamp")
-    timestamp_ms = _as_millis(timestamp)
+    time_fix = None
+    if arrival is None:
+        timestamp_ms = _as_millis(timestamp)
+    else:
+        normalised = normalise_timestamp(timestamp, arrival)
+        timestamp_ms, time_fix = normalised.ms, normalised.fix
     kind = _classify(item)
     resolved_page = page_id or (sender if kind is EventKind.ECHO else recipient) or ""
     return InboundEvent(
@@ -179,6 +208,7 @@ def parse_event(
         dedup_key=dedup_key(item, kind, resolved_page, standby=standby),
         raw=item,
         standby=standby,
+        time_fix=time_fix,
     )
 
 
@@ -204,7 +234,9 @@ def dedup_key(item: dict[str, Any], kind: EventKind, page_id: str, *, standby: b
         if isinstance(watermark, int | float) and not isinstance(watermark, bool):
             return f"{prefix}{kind.value}:{page_id}:{sender}:{_as_millis(watermark)}"
     canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    digest = hashlib.sha256(f"{page_id}|{canonical}".encode()).hexdigest()
+    # surrogatepass: a lone surrogate in a hostile page id must not crash the hash (the edge
+    # refuses such ids with a 400 once the event is built).
+    digest = hashlib.sha256(f"{page_id}|{canonical}".encode("utf-8", "surrogatepass")).hexdigest()
     return f"{prefix}hash:{digest}"
 
 

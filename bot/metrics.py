@@ -13,6 +13,7 @@ import platform
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bot import __version__
+from bot.event_time import TimeFix
 from bot.events import EventKind
 
 # OTel advisory buckets for HTTP durations; 5 s is Meta's ack budget, 1 s and 2.5 s alert levels.
@@ -23,7 +24,17 @@ HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 HANDSHAKE_RESULTS = ("success", "token_mismatch", "bad_mode", "missing_params")
 SIGNATURE_FAILURE_REASONS = ("missing", "malformed", "mismatch")
-REJECT_REASONS = ("too_large", "bad_signature", "invalid_json", "bad_shape", "wrong_object")
+REJECT_REASONS = (
+    "too_large",
+    "bad_signature",
+    "invalid_json",
+    "bad_shape",
+    "wrong_object",
+    "too_many_events",
+)
+# Hardening (bot/http_guard.py, bot/event_time.py): why a connection was cut, why a timestamp moved.
+EDGE_CLOSE_REASONS = ("header_too_large", "header_timeout", "body_timeout", "evicted", "refused")
+TIMESTAMP_FIXES = tuple(fix.value for fix in TimeFix)
 PROCESS_OUTCOMES = ("handled", "unhandled", "failed", "dead_lettered")
 # Graph error codes we name; anything else is "other". "none" is success, "network" and
 # "timeout" have no Graph code, "http_5xx"/"http_4xx" are answers without a Graph envelope.
@@ -102,6 +113,19 @@ class BotMetrics:
         self.rejected = Counter(
             "bot_webhook_requests_rejected_total",
             "Webhook POSTs answered with a 4xx, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.edge_closes = Counter(
+            "bot_http_connections_closed_total",
+            "Connections the HTTP edge cut for a limit (header size or time, body time, the cap).",
+            ["reason"],
+            registry=registry,
+        )
+        self.timestamps_adjusted = Counter(
+            "bot_event_timestamps_adjusted_total",
+            "Event timestamps normalised at the edge: seconds to ms, future clamped, or replaced "
+            "by the arrival time (missing, zero or not a number).",
             ["reason"],
             registry=registry,
         )
@@ -232,6 +256,10 @@ class BotMetrics:
             self.signature_failures.labels(reason=reason)
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
+        for reason in EDGE_CLOSE_REASONS:
+            self.edge_closes.labels(reason=reason)
+        for reason in TIMESTAMP_FIXES:
+            self.timestamps_adjusted.labels(reason=reason)
         for kind in EventKind:
             self.events_received.labels(event_type=kind.value)
             self.duplicates.labels(event_type=kind.value)

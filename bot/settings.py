@@ -7,7 +7,7 @@ with keyword arguments instead (``BotSettings(app_secret="s", ...)``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,12 +60,29 @@ class BotSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", alias="HOST")
     port: int = Field(default=8000, alias="PORT")
     max_body_bytes: int = Field(default=1024 * 1024, alias="WEBHOOK_MAX_BODY_BYTES")
+    # Meta batches at most 1,000 updates per POST (reference §2.3); more is refused before parsing.
+    max_events_per_post: int = Field(default=1000, ge=1, alias="WEBHOOK_MAX_EVENTS")
+    # Edge limits against hostile clients (bot/http_guard.py): request line plus headers, the
+    # time to send them, the time to send the body, idle keep-alive, and open connections.
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, alias="HTTP_MAX_HEADER_BYTES")
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, alias="HTTP_HEADER_TIMEOUT_SECONDS"
+    )
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0, alias="HTTP_BODY_TIMEOUT_SECONDS")
+    http_keep_alive_seconds: int = Field(default=5, ge=1, alias="HTTP_KEEP_ALIVE_SECONDS")
+    http_max_connections: int = Field(default=1000, ge=1, alias="HTTP_MAX_CONNECTIONS")
+    # Event timestamps further ahead of arrival than this are clamped to the arrival time.
+    event_future_tolerance_seconds: float = Field(
+        default=60.0, ge=0, alias="EVENT_FUTURE_TOLERANCE_SECONDS"
+    )
 
     # --- Durable inbox ---
-    inbox_backend: str = Field(default="sqlite", alias="INBOX_BACKEND")
+    inbox_backend: Literal["sqlite", "memory"] = Field(default="sqlite", alias="INBOX_BACKEND")
     inbox_path: Path = Field(default=Path("var/inbox.db"), alias="INBOX_PATH")
     # FULL survives power loss; NORMAL survives process crashes (kill -9) only.
-    inbox_synchronous: str = Field(default="FULL", alias="INBOX_SYNCHRONOUS")
+    inbox_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
+        default="FULL", alias="INBOX_SYNCHRONOUS"
+    )
     dedup_retention_seconds: float = Field(default=7 * 24 * 3600, alias="DEDUP_RETENTION_SECONDS")
 
     # --- Workers ---
@@ -84,15 +101,20 @@ class BotSettings(BaseSettings):
     )
 
     # --- Logging ---
-    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", alias="LOG_LEVEL"
+    )
 
-    @field_validator("inbox_synchronous")
+    @field_validator("inbox_synchronous", "log_level", mode="before")
     @classmethod
-    def _known_synchronous(cls, value: str) -> str:
-        upper = value.upper()
-        if upper not in {"FULL", "NORMAL", "EXTRA"}:
-            raise ValueError("INBOX_SYNCHRONOUS must be FULL, NORMAL or EXTRA")
-        return upper
+    def _upper_case(cls, value: Any) -> Any:
+        # Accept "normal" or "debug" as written in a shell; the Literal then refuses the unknown.
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("inbox_backend", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     def app_secrets(self) -> list[bytes]:
         """Secrets accepted for signatures, current first (two during a rotation)."""

@@ -24,8 +24,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from bot.event_time import Arrival, TimeFix
 from bot.events import EventKind, InboundEvent, PayloadError, parse_envelope
 from bot.inbox import Inbox, InboxRecord, StoredEvent
+from bot.inbox_guard import InboxFileGuard
 from bot.metrics import BotMetrics
 from bot.settings import BotSettings
 from bot.signature import verify_signature
@@ -66,20 +68,27 @@ class WebhookEdge:
         self.metrics = metrics
         self.inbox: Inbox | None = None
         self.pool: EventSink | None = None
+        self.inbox_guard: InboxFileGuard | None = None
         self._tracer = tracer
         self._untraced = never_records(tracer)
         self._secrets = settings.app_secrets()
         self._verify_token = settings.verify_token.get_secret_value().encode()
         self._max_body = settings.max_body_bytes
+        self._max_events = settings.max_events_per_post
+        self._future_tolerance_ms = int(settings.event_future_tolerance_seconds * 1000)
         # Label children resolved once: labels() costs a lock and a tuple per call.
         self._received = {k: metrics.events_received.labels(k.value) for k in EventKind}
         self._duplicates = {k: metrics.duplicates.labels(k.value) for k in EventKind}
+        self._time_fixes = {f: metrics.timestamps_adjusted.labels(f.value) for f in TimeFix}
 
-    def attach(self, inbox: Inbox, pool: EventSink) -> None:
-        self.inbox, self.pool = inbox, pool
+    def attach(
+        self, inbox: Inbox, pool: EventSink, inbox_guard: InboxFileGuard | None = None
+    ) -> None:
+        """``inbox_guard`` watches a file-backed inbox (see ``bot.inbox_guard``)."""
+        self.inbox, self.pool, self.inbox_guard = inbox, pool, inbox_guard
 
     def detach(self) -> None:
-        self.inbox = self.pool = None
+        self.inbox = self.pool = self.inbox_guard = None
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -148,20 +157,40 @@ class WebhookEdge:
             envelope = _DECODER.decode(body.decode("utf-8"))
         except (ValueError, RecursionError):
             return await self._reject(send, 400, "invalid_json", "invalid JSON body")
+        now = time.time()
+        arrival = Arrival(int(now * 1000), self._future_tolerance_ms)
         try:
-            events = parse_envelope(envelope)
+            events = parse_envelope(envelope, max_events=self._max_events, arrival=arrival)
             _check_storable(events)
         except PayloadError as exc:
-            reason = "wrong_object" if exc.status == 404 else "bad_shape"
+            reason = _PAYLOAD_REJECTS.get(exc.status, "bad_shape")
             return await self._reject(send, exc.status, reason, exc.reason)
         except RecursionError:
             return await self._reject(send, 400, "bad_shape", "payload nested too deeply")
-        return await self._store(send, events, start)
+        self._note_time_fixes(events)
+        return await self._store(send, events, start, now)
 
-    async def _store(self, send: Send, events: list[InboundEvent], start: float) -> int:
+    def _note_time_fixes(self, events: list[InboundEvent]) -> None:
+        """Count every normalised timestamp; log the ones replaced by the arrival time."""
+        for event in events:
+            fix = event.time_fix
+            if fix is None:
+                continue
+            self._time_fixes[fix].inc()
+            if fix is not TimeFix.SECONDS:
+                log.info(
+                    "event timestamp replaced by the arrival time (%s)",
+                    fix.value,
+                    extra={
+                        "log_type": "event",
+                        "event_type": _KIND_VALUES[event.kind],
+                        "reason": fix.value,
+                    },
+                )
+
+    async def _store(self, send: Send, events: list[InboundEvent], start: float, now: float) -> int:
         if not events:
             return await _respond(send, 200, _ACK, _TEXT)
-        now = time.time()
         if self._untraced:
             # No span can be recorded: every event keeps the request's context, for logs.
             traceparent = traceparent_of(get_current_span())
@@ -190,6 +219,10 @@ class WebhookEdge:
             _end_producer_spans(spans, stored)
         if stored is None:
             return await _respond(send, 503, b'{"error":"inbox unavailable"}', _JSON)
+        guard = self.inbox_guard
+        if guard is not None and not guard.intact():
+            # Committed into a deleted or replaced file: lost at restart, so Meta must retry.
+            return await _respond(send, 503, b'{"error":"inbox file lost"}', _JSON)
         self._count_and_submit(events, stored)
         status = await _respond(send, 200, _ACK, _TEXT)
         if self.pool is not None:
@@ -255,7 +288,10 @@ class WebhookEdge:
             reason,
             extra={"log_type": "event", "reason": label, "status": status},
         )
-        return await _respond(send, status, json.dumps({"error": reason}).encode(), _JSON)
+        body = json.dumps({"error": reason}).encode()
+        # A 413 is answered before the body is read: closing (gently, see bot.http_guard)
+        # bounds what a huge upload costs, instead of parsing all of it to keep the connection.
+        return await _respond(send, status, body, _JSON, close=status == 413)
 
     # --- probes and metrics ----------------------------------------------------------------
 
@@ -273,6 +309,17 @@ class WebhookEdge:
         except Exception as exc:  # readiness reports any failure; it never raises
             log.warning("inbox ping failed: %s", exc, extra={"log_type": "probe"})
             return _unready("inbox unavailable")
+        guard = self.inbox_guard
+        if guard is not None:
+            if not guard.intact():
+                return _unready(guard.lost_reason or "inbox file lost")
+            try:
+                # A real write: a full or read-only disk fails here, not only in every webhook.
+                probe = asyncio.to_thread(guard.probe_write)
+                await asyncio.wait_for(probe, _PROBE_TIMEOUT_SECONDS)
+            except (OSError, TimeoutError) as exc:
+                log.warning("inbox disk write probe failed: %s", exc, extra={"log_type": "probe"})
+                return _unready("inbox disk not writable")
         return JSONResponse({"status": "ready"})
 
     async def render_metrics(self, request: Request) -> Response:
@@ -344,6 +391,8 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# PayloadError statuses -> bot_webhook_requests_rejected_total{reason}.
+_PAYLOAD_REJECTS = {404: "wrong_object", 413: "too_many_events"}
 # Built once: json.loads/dumps with keyword arguments construct a new codec on every call.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -353,14 +402,13 @@ def _unready(reason: str) -> Response:
     return JSONResponse({"status": "unready", "reason": reason}, status_code=503)
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> int:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))],
-        }
-    )
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, *, close: bool = False
+) -> int:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return status
 

@@ -572,3 +572,106 @@ async def test_oldest_pending_age_shows_how_long_events_wait(
             assert bot.metric("bot_inbox_oldest_pending_age_seconds") >= 30
     finally:
         await inbox.close()
+
+
+# --- event time and batch size (issue 9 "Time", issue 7 point 7) ------------------------------
+
+
+def stored_timestamps(bot: Bot) -> list[int]:
+    with sqlite3.connect(bot.db) as conn:
+        return [row[0] for row in conn.execute("SELECT timestamp_ms FROM events ORDER BY id")]
+
+
+async def test_a_seconds_timestamp_gets_its_reply(make_bot: BotFactory) -> None:
+    # Read as milliseconds, a seconds value is 1970: outside the window, so no reply was sent.
+    async with make_bot() as bot:
+        now_s = int(time.time())
+        response = await bot.post(envelope(text_event("m_s", "in seconds", timestamp=now_s)))
+        assert response.status_code == 200
+        async with asyncio.timeout(5.0):
+            await bot.send_api.sent_something.wait()
+        assert stored_timestamps(bot) == [now_s * 1000]
+        assert bot.metric("bot_event_timestamps_adjusted_total", reason="seconds") == 1
+
+
+async def test_a_timestamp_years_ahead_is_clamped_to_arrival(make_bot: BotFactory) -> None:
+    async with make_bot() as bot:
+        before_ms = int(time.time() * 1000)
+        ten_years_ms = before_ms + 10 * 365 * 86_400_000
+        response = await bot.post(envelope(text_event("m_f", timestamp=ten_years_ms)))
+        assert response.status_code == 200
+        [stored] = stored_timestamps(bot)
+        assert before_ms <= stored <= int(time.time() * 1000)
+        assert bot.metric("bot_event_timestamps_adjusted_total", reason="future") == 1
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [(None, "missing"), (0, "missing"), ("1700000000000", "invalid")],
+    ids=["absent", "zero", "string"],
+)
+async def test_an_unusable_timestamp_falls_back_to_arrival_and_is_answered_and_logged(
+    make_bot: BotFactory, caplog: pytest.LogCaptureFixture, timestamp: Any, reason: str
+) -> None:
+    event = text_event("m_u", "when?")
+    if timestamp is None:
+        del event["timestamp"]
+    else:
+        event["timestamp"] = timestamp
+    caplog.set_level(logging.INFO, logger="bot.webhook")
+    async with make_bot() as bot:
+        assert (await bot.post(envelope(event))).status_code == 200
+        async with asyncio.timeout(5.0):
+            await bot.send_api.sent_something.wait()
+        assert bot.metric("bot_event_timestamps_adjusted_total", reason=reason) == 1
+    [record] = [r for r in caplog.records if getattr(r, "reason", None) == reason]
+    assert record.event_type == "text"  # type: ignore[attr-defined]
+    assert "when?" not in record.getMessage()
+
+
+async def test_more_events_than_meta_batches_is_413_and_nothing_is_stored(
+    make_bot: BotFactory,
+) -> None:
+    async with make_bot() as bot:
+        events = [text_event(f"m_{n}") for n in range(1001)]
+        response = await bot.post(envelope(*events))
+        assert response.status_code == 413
+        assert response.json() == {"error": "more than 1000 events in one POST"}
+        assert bot.stored() == []
+        assert bot.metric("bot_webhook_requests_rejected_total", reason="too_many_events") == 1
+        assert (await bot.post(envelope(*events[:1000]))).status_code == 200
+
+
+# --- the inbox file on disk (issue 9 "Inbox integrity") -------------------------------------
+
+
+def remove_inbox_files(db: Path) -> None:
+    for path in db.parent.glob(db.name + "*"):  # the database, its -wal and -shm
+        path.unlink()
+
+
+@pytest.mark.parametrize("loss", ["deleted", "replaced"])
+async def test_a_lost_inbox_file_stops_acks_fails_readiness_and_is_logged_once(
+    make_bot: BotFactory, caplog: pytest.LogCaptureFixture, tmp_path: Path, loss: str
+) -> None:
+    async with make_bot() as bot:
+        assert (await bot.post(envelope(text_event("m_before")))).status_code == 200
+        if loss == "deleted":
+            remove_inbox_files(bot.db)
+        else:
+            (tmp_path / "other.db").write_bytes(b"")
+            (tmp_path / "other.db").replace(bot.db)
+
+        for n in range(3):
+            response = await bot.post(envelope(text_event(f"m_after_{n}")))
+            assert response.status_code == 503
+            assert response.json() == {"error": "inbox file lost"}
+        ready = await bot.client.get("/readyz")
+        assert ready.status_code == 503
+        # A deleted file may be recreated empty by a new SQLite connection: then it reads
+        # as replaced, which is just as lost.
+        reasons = {"inbox file replaced"} | ({"inbox file deleted"} if loss == "deleted" else set())
+        assert ready.json()["reason"] in reasons
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1
+    assert ready.json()["reason"] in critical[0].getMessage()

@@ -1,0 +1,283 @@
+"""The limits uvicorn's httptools protocol lacks against hostile clients.
+
+``guarded_protocol(limits)`` returns a subclass of uvicorn's ``HttpToolsProtocol`` to pass as
+``uvicorn.Config(http=...)``. It adds:
+
+* a cap on the request line plus headers (``431`` and close). The parser is never fed more than
+  the cap: httptools accumulates a header by concatenation, so a 64 MiB header costs seconds;
+* a header-read deadline, from the connection opening (or the next request's first byte) until
+  the headers are complete, and a body-read deadline after that (``408`` and close). uvicorn
+  only times out idle keep-alive connections, so a slowloris client would otherwise stay forever;
+* a cap on open connections. At the cap a new connection evicts the least recently active one
+  that has no request in progress (idle, or still trickling its headers), so slow clients cannot
+  starve a real one of descriptors; when every connection is busy the new one is closed;
+* lingering close: when the answer goes out before the request was read (a ``413``, a ``431``),
+  the write side is shut and the rest of the request is discarded until the client closes or a
+  short linger passes, so the client reads the answer instead of a connection reset.
+
+>>> config = uvicorn.Config(app, http=guarded_protocol(EdgeLimits()))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from bot.settings import BotSettings
+
+log = logging.getLogger("bot.http_guard")
+
+_LINGER_SECONDS = 2.0
+# Descriptors kept for the inbox, the Send API pool, logs and the listening socket.
+_RESERVED_DESCRIPTORS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeLimits:
+    """Per-connection limits; the defaults are the settings' defaults."""
+
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
+    linger_seconds: float = _LINGER_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings) -> EdgeLimits:
+        return cls(
+            max_header_bytes=settings.http_max_header_bytes,
+            header_timeout=settings.http_header_timeout_seconds,
+            body_timeout=settings.http_body_timeout_seconds,
+            max_connections=_within_descriptor_limit(settings.http_max_connections),
+        )
+
+
+def _within_descriptor_limit(requested: int) -> int:
+    """The connection cap, lowered to fit the process's descriptor limit (with a warning)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or requested + _RESERVED_DESCRIPTORS <= soft:
+        return requested
+    cap = max(1, soft - _RESERVED_DESCRIPTORS)
+    log.warning(
+        "HTTP_MAX_CONNECTIONS lowered from %d to %d to fit the descriptor limit (ulimit -n %d)",
+        requested,
+        cap,
+        soft,
+        extra={"log_type": "lifecycle"},
+    )
+    return cap
+
+
+def guarded_protocol(
+    limits: EdgeLimits, on_close: Callable[[str], None] | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """A protocol class enforcing ``limits``; ``on_close(reason)`` counts each guard close
+    (reasons: ``bot.metrics.EDGE_CLOSE_REASONS``).
+
+    Each call makes a new class with its own connection table (one per served app).
+    """
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {"limits": limits, "_table": _Table(limits, on_close or _ignore)},
+    )
+
+
+def _ignore(reason: str) -> None:
+    pass
+
+
+class _Table:
+    """Open connections in least-recently-active order, and the sweep that enforces deadlines."""
+
+    def __init__(self, limits: EdgeLimits, on_close: Callable[[str], None]) -> None:
+        self.on_close = on_close
+        self.connections: dict[GuardedHttpToolsProtocol, None] = {}
+        self.sweeping: asyncio.TimerHandle | None = None
+        # Deadlines are enforced to within a quarter of the shortest one (at most 1 s late).
+        shortest = min(limits.header_timeout, limits.body_timeout, limits.linger_seconds)
+        self.tick = min(1.0, max(0.05, shortest / 4))
+
+    def ensure_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.sweeping is None:
+            self.sweeping = loop.call_later(self.tick, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.sweeping = None
+        now = loop.time()
+        for connection in list(self.connections):
+            deadline = connection._deadline
+            if deadline is not None and deadline <= now and not connection.transport.is_closing():
+                connection._expire()
+        if self.connections:
+            self.ensure_sweeping(loop)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the limits above (build it with ``guarded_protocol``)."""
+
+    limits: ClassVar[EdgeLimits] = EdgeLimits()
+    _table: ClassVar[_Table] = _Table(EdgeLimits(), _ignore)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_bytes = 0
+        self._reading_headers = True
+        self._deadline: float | None = None
+        self._deadline_reason = "header_timeout"
+        self._lingering = False
+
+    # --- connection lifetime ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        table = self._table.connections
+        if len(table) >= self.limits.max_connections and not self._evict_one():
+            self._table.on_close("refused")
+            log.debug("connection refused: every connection is busy", extra={"log_type": "http"})
+            transport.close()
+            return
+        table[self] = None
+        self._expect("header_timeout", self.limits.header_timeout)
+        self._table.ensure_sweeping(self.loop)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._table.connections.pop(self, None)
+        super().connection_lost(exc)
+
+    def _evict_one(self) -> bool:
+        for other in self._table.connections:
+            if not other._busy():
+                self._table.connections.pop(other)
+                other._table.on_close("evicted")
+                other.transport.close()
+                return True
+        return False
+
+    def _busy(self) -> bool:
+        """A request is in progress: its headers are in and its answer is not complete."""
+        cycle = self.cycle
+        return cycle is not None and not cycle.response_complete and not self._lingering
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the answer is out; the rest of the request is discarded
+        if self._reading_headers:
+            room = self.limits.max_header_bytes - self._header_bytes
+            if len(data) > room:
+                self._header_bytes = self.limits.max_header_bytes
+                super().data_received(data[:room])
+                if self.transport.is_closing():
+                    return
+                if self._reading_headers:
+                    self._reject_headers()
+                    return
+                self.data_received(data[room:])  # the body or the next request
+                return
+            self._header_bytes += len(data)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # a keep-alive connection starts its next request
+            self._expect("header_timeout", self.limits.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._expect("body_timeout", self.limits.body_timeout)
+        super().on_headers_complete()
+        if self.cycle is not None:
+            # uvicorn closes through the cycle's transport once it answered; close gently.
+            self.cycle.transport = _GentleClose(self)  # type: ignore[assignment]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # The request is read: from here the time is the server's, not the client's.
+        self._deadline = None
+        self._reading_headers = True
+        self._header_bytes = 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        table = self._table.connections
+        if self in table:  # most recently active last: evicted last
+            del table[self]
+            table[self] = None
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def close_gently(self) -> None:
+        """Close now if the request was read whole, else linger (see the module docstring)."""
+        if self._lingering or self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body:
+            self.transport.close()
+            return
+        self._linger()
+
+    def _linger(self) -> None:
+        self._lingering = True
+        self._expect("linger", self.limits.linger_seconds)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # after the buffered answer: the client sees it, then EOF
+        self.flow.resume_reading()
+
+    def _reject_headers(self) -> None:
+        self._table.on_close("header_too_large")
+        self._write_error(431, b"request headers too large")
+        self._linger()
+
+    def _expire(self) -> None:
+        reason = self._deadline_reason
+        self._deadline = None
+        if reason == "linger":
+            self.transport.close()
+            return
+        self._table.on_close(reason)
+        log.debug("connection timed out: %s", reason, extra={"log_type": "http"})
+        started = self._header_bytes > 0 or not self._reading_headers
+        if started and (self.cycle is None or not self.cycle.response_started):
+            self._write_error(408, b"request not received in time")
+        self.transport.close()
+
+    def _write_error(self, status: int, message: bytes) -> None:
+        body = b'{"error":"%s"}' % message
+        self.transport.write(
+            b"".join(
+                (
+                    STATUS_LINE[status],
+                    b"content-type: application/json\r\n",
+                    b"content-length: %d\r\n" % len(body),
+                    b"connection: close\r\n\r\n",
+                    body,
+                )
+            )
+        )
+
+    def _expect(self, reason: str, seconds: float) -> None:
+        """Set the one deadline this connection has now (checked by the table's sweep)."""
+        self._deadline_reason = reason
+        self._deadline = self.loop.time() + seconds
+
+
+class _GentleClose:
+    """The transport as a request cycle sees it: ``close()`` lingers when input is unread."""
+
+    def __init__(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def close(self) -> None:
+        self._protocol.close_gently()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
