@@ -11,21 +11,21 @@ import pytest
 
 from bot.events import EventKind, InboundEvent, parse_event
 from bot.routing import Context, Reply, Router, RouterLoadError, load_router
-
-PAGE, USER = "104501234567890", "6543210987654321"
+from bot.testing import PAGE_ID as PAGE
+from bot.testing import PSID as USER
+from bot.testing import event_of, messaging_item, postback_item, text_item
 
 
 def event(**fields: Any) -> InboundEvent:
-    item = {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": 1, **fields}
-    return parse_event(item, page_id=PAGE)
+    return event_of(messaging_item(timestamp_ms=1, **fields))
 
 
 def text(value: str) -> InboundEvent:
-    return event(message={"mid": "m_1", "text": value})
+    return event_of(text_item(value))
 
 
 def postback(payload: str) -> InboundEvent:
-    return event(postback={"mid": "m_p", "title": "t", "payload": payload})
+    return event_of(postback_item(payload))
 
 
 async def test_text_handler_reply_is_returned() -> None:
