@@ -3,6 +3,7 @@
     messenger-bot [serve] [--fd N]
     messenger-bot dead-letters list [--json] [--limit N] [--inbox PATH]
     messenger-bot dead-letters replay (--all | --id N [--id N ...]) [--inbox PATH]
+    messenger-bot profile apply FILE [--dry-run] | profile show
 
 ``serve`` runs one uvicorn process (uvloop, httptools) on ``HOST``/``PORT``, or on an
 already-bound listening socket passed as file descriptor ``--fd`` (supervisors and tests
@@ -33,12 +34,20 @@ _NO_SECRETS = {
     "MESSENGER_APP_SECRET": "unused",
     "MESSENGER_PAGE_ACCESS_TOKEN": "unused",
 }
+_NO_SECRETS_BUT_PAGE_TOKEN = {k: v for k, v in _NO_SECRETS.items() if "PAGE" not in k}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in (None, "serve"):
         return serve(fd=getattr(args, "fd", None))
+    if args.command == "profile":
+        from bot.profile_cli import run_profile_command
+
+        profile_settings = _settings(**_NO_SECRETS_BUT_PAGE_TOKEN)
+        return (
+            EXIT_USAGE if profile_settings is None else run_profile_command(args, profile_settings)
+        )
     inbox_path = args.inbox
     if inbox_path is None:
         settings = _settings(**_NO_SECRETS)
@@ -176,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
             which = action.add_mutually_exclusive_group(required=True)
             which.add_argument("--all", action="store_true", help="replay every dead letter")
             which.add_argument("--id", type=int, action="append", dest="ids", metavar="N")
+    from bot.profile_cli import add_profile_parser
+
+    add_profile_parser(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ MODULES = [
     "bot.context",
     "bot.filters",
     "bot.limits",
+    "bot.profile",
     "bot.messages",
     "bot.reply",
     "bot.routing",
