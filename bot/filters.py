@@ -72,6 +72,11 @@ def text_in(*texts: str, case_sensitive: bool = False) -> Filter:
     return Filter(lambda event: event.text is not None and norm(event.text) in wanted)
 
 
+def carries(*keys: str) -> Filter:
+    """An event whose object has one of ``keys`` (``take_thread_control``, ``message``...)."""
+    return Filter(lambda event: any(key in event.raw for key in keys))
+
+
 def standby_of(*keys: str) -> Filter:
     """A standby event carrying one of ``keys`` (``message``, ``postback``, ``read``...)."""
-    return Filter(lambda event: event.standby and any(key in event.raw for key in keys))
+    return Filter(lambda event: event.standby) & carries(*keys)

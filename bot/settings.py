@@ -72,6 +72,9 @@ class BotSettings(BaseSettings):
         default=7 * 24 * 3600, alias="HUMAN_AGENT_WINDOW_SECONDS"
     )
 
+    # --- Human handoff (bot.handoff): the app agents answer in; default Meta's Page Inbox ---
+    handoff_app_id: str = Field(default="263902037430900", alias="HANDOFF_APP_ID")
+
     # --- Logging ---
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
