@@ -76,7 +76,9 @@ def create_app(
             pool = WorkerPool(
                 settings=settings,
                 inbox=the_inbox,
-                router=router if router is not None else load_router(settings.handlers_module),
+                router=router
+                if router is not None
+                else load_router(settings.handlers_module, settings=settings),
                 send_api=the_send_api,
                 metrics=metrics,
                 tracer=tracer,

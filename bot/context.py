@@ -117,6 +117,12 @@ class Context:
             )
         return self._state
 
+    def group(self, group: int | str = 0) -> str:
+        """A group of the route's ``regex`` match: ``ctx.group(1)`` ("" if it took no part)."""
+        if self.match is None:
+            raise LookupError("this route has no regex filter, so there is no match")
+        return self.match.group(group) or ""
+
     @property
     def kind(self) -> EventKind:
         return self.event.kind

@@ -10,7 +10,7 @@
 ...     return [Reply.text("Welcome."), Reply.text("Ask me anything.")]
 >>> @router.on_text(regex=r"^order (\\d+)$")
 ... async def order(ctx: Context) -> Reply:
-...     return Reply.text(await ctx.deps.orders.status(ctx.match[1]))
+...     return Reply.text(await ctx.deps.orders.status(ctx.group(1)))
 
 A user's module exposes ``router`` (a ``Router``) or ``register(router)``; the bot loads it
 with ``load_router("my_package.handlers")`` (``BOT_HANDLERS_MODULE``). Handlers may be sync or
@@ -44,6 +44,7 @@ from bot.context import Context, Deps
 from bot.events import EventKind, InboundEvent
 from bot.filters import Predicate
 from bot.reply import Reply
+from bot.settings import BotSettings
 from bot.state import ConversationState, StateStore, StateUpdate
 
 __all__ = [
@@ -356,8 +357,12 @@ def _as_replies(result: object, handler: Handler) -> tuple[Reply, ...]:
     raise TypeError(f"handler {name} returned {got}; expected a Reply, a list of them or None")
 
 
-def load_router(module_path: str) -> Router:
-    """Import ``module_path`` and return its ``router``, or a new Router passed to ``register``."""
+def load_router(module_path: str, *, settings: BotSettings | None = None) -> Router:
+    """Import ``module_path`` and return its ``router``, or a new Router passed to ``register``.
+
+    ``register(router)`` or ``register(router, settings)``: the second form gets the bot's
+    settings to build dependencies from (``router.provide(api=PageApi(settings))``).
+    """
     try:
         module = importlib.import_module(module_path)
     except ImportError as exc:
@@ -367,9 +372,20 @@ def load_router(module_path: str) -> Router:
         return router
     register = getattr(module, "register", None)
     if callable(register):
-        router = Router()
-        register(router)
+        router = Router(name=module_path)
+        if _positional_parameters(register) >= 2:
+            if settings is None:
+                raise RouterLoadError(module_path, "register(router, settings) needs settings")
+            register(router, settings)
+        else:
+            register(router)
         return router
     if router is not None:
         raise RouterLoadError(module_path, f"`router` is a {type(router).__name__}, not a Router")
     raise RouterLoadError(module_path, "exposes neither `router` (a Router) nor `register(router)`")
+
+
+def _positional_parameters(function: Callable[..., Any]) -> int:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = inspect.signature(function).parameters.values()
+    return sum(1 for p in parameters if p.kind in kinds)

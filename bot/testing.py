@@ -12,6 +12,7 @@
 * :class:`RecordingSendApi` is a ``SendApi`` that records each call (and can fail chosen ones);
 * :func:`text_item`, :func:`postback_item`... build ``messaging[]`` objects, and
   :func:`signed_envelope` wraps them in a webhook body with a valid signature;
+* :class:`RecordingHandoff` stands in for :class:`bot.handoff.Handoff` in ``ctx.deps``;
 * :func:`make_settings` builds ``BotSettings`` for tests without touching the environment.
 
 The defaults are the mock platform's seed (``docs/architecture.md``), so the same values work
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.events import InboundEvent, parse_event
+from bot.handoff import PAGE_INBOX_APP_ID, Handoff
 from bot.reply import Reply
 from bot.routing import DispatchResult, Router
 from bot.send_api import SendResult
@@ -41,6 +43,7 @@ __all__ = [
     "PAGE_TOKEN",
     "PSID",
     "VERIFY_TOKEN",
+    "RecordingHandoff",
     "RecordingSendApi",
     "RouterClient",
     "SentCall",
@@ -282,3 +285,34 @@ class RecordingSendApi:
 
     async def aclose(self) -> None:
         pass
+
+
+# --- the recording handoff ---
+
+
+class RecordingHandoff(Handoff):
+    """A ``Handoff`` that records thread-control calls and tracks the owner, without Graph.
+
+    >>> handoff = RecordingHandoff()
+    >>> asyncio.run(handoff.pass_to_agent("42"))
+    >>> handoff.calls, asyncio.run(handoff.owner("42"))
+    ([('pass_thread_control', '42')], '263902037430900')
+    """
+
+    def __init__(self, *, agent_app_id: str = PAGE_INBOX_APP_ID, app_id: str = "me") -> None:
+        self.agent_app_id = agent_app_id
+        self.app_id = app_id
+        self.calls: list[tuple[str, str]] = []
+        self._owners: dict[str, str | None] = {}
+
+    async def owner(self, psid: str) -> str | None:
+        return self._owners.get(psid)
+
+    async def _control(self, edge: str, psid: str, metadata: str, **extra: str) -> None:
+        self.calls.append((edge, psid))
+        if edge == "pass_thread_control":
+            self._owners[psid] = extra.get("target_app_id", self.agent_app_id)
+        elif edge == "take_thread_control":
+            self._owners[psid] = self.app_id
+        elif edge == "release_thread_control":
+            self._owners[psid] = None

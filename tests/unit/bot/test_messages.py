@@ -12,6 +12,7 @@ from bot.limits import LimitError
 from bot.messages import QuickReply
 from bot.reply import Reply
 from bot.templates import (
+    Button,
     CallButton,
     Element,
     PostbackButton,
@@ -97,7 +98,7 @@ def test_metadata_is_kept_inside_the_message() -> None:
 
 
 def test_button_generic_and_media_templates() -> None:
-    buttons = [
+    buttons: list[Button] = [
         PostbackButton("Agent", "HUMAN"),
         UrlButton("FAQ", "https://example.com/faq", webview_height_ratio="tall"),
         CallButton("Call us", "+15105551234"),

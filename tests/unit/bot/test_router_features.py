@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot import filters
@@ -39,7 +41,7 @@ async def test_a_missing_dependency_names_itself_and_the_registered_ones() -> No
 
 async def test_regex_filter_matches_text_and_exposes_the_groups() -> None:
     router = Router()
-    router.on_text(regex=r"^order (\d+)$")(lambda ctx: Reply.text(f"order #{ctx.match[1]}"))
+    router.on_text(regex=r"^order (\d+)$")(lambda ctx: Reply.text(f"order #{ctx.group(1)}"))
     router.on_text(lambda ctx: Reply.text("fallback"))
     client = RouterClient(router)
     assert texts(await client.text("order 42")) == ["order #42"]
@@ -48,7 +50,7 @@ async def test_regex_filter_matches_text_and_exposes_the_groups() -> None:
 
 async def test_regex_filter_on_postbacks_matches_the_payload() -> None:
     router = Router()
-    router.on_postback(regex=r"^ITEM_(\w+)$")(lambda ctx: Reply.text(f"item {ctx.match[1]}"))
+    router.on_postback(regex=r"^ITEM_(\w+)$")(lambda ctx: Reply.text(f"item {ctx.group(1)}"))
     client = RouterClient(router)
     assert texts(await client.postback("ITEM_tea")) == ["item tea"]
     assert await client.postback("OTHER") == ()
@@ -144,7 +146,7 @@ async def test_the_nearest_error_hook_runs_and_a_re_raise_reaches_the_worker() -
     ],
 )
 async def test_every_kind_in_the_table_has_a_decorator(
-    decorator: str, fields: dict[str, object], standby: bool
+    decorator: str, fields: dict[str, Any], standby: bool
 ) -> None:
     router = Router()
     getattr(router, decorator)(lambda ctx: Reply.text(ctx.kind.value))
