@@ -11,9 +11,9 @@ import pytest
 
 from bot.events import EventKind, InboundEvent, parse_event
 from bot.routing import Context, Reply, Router, RouterLoadError, load_router
+from bot.settings import BotSettings
 from bot.testing import PAGE_ID as PAGE
 from bot.testing import PSID as USER
-from bot.settings import BotSettings
 from bot.testing import event_of, make_settings, messaging_item, postback_item, text_item
 
 
