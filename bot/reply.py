@@ -65,6 +65,15 @@ class Reply:
             raise LimitError("persona_id", "persona_id must not be empty")
         return replace(self, persona_id=persona_id)
 
+    def send_options(self) -> dict[str, str]:
+        """The optional ``SendApi.send`` keywords this reply sets (contracts §2).
+
+        >>> Reply({}, sender_action="typing_on", persona_id="7").send_options()
+        {'sender_action': 'typing_on', 'persona_id': '7'}
+        """
+        options = {"sender_action": self.sender_action, "persona_id": self.persona_id}
+        return {key: value for key, value in options.items() if value is not None}
+
     def with_metadata(self, metadata: str) -> Reply:
         """Attach the handler's own ``metadata`` (< 1000 characters, echoed back by Meta)."""
         if self.sender_action is not None:
