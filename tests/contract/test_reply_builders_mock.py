@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from bot import limits, messages
 from bot.limits import LimitError
 from bot.messages import QuickReply
+from bot.metrics import BotMetrics
 from bot.reply import Reply
+from bot.send_api import HttpSendApi
 from bot.templates import (
     CallButton,
     Element,
@@ -21,8 +24,8 @@ from bot.templates import (
     generic_template,
     media_template,
 )
-from bot.testing import PSID
-from tests.contract.inprocess_mock import GraphMock, graph_mock
+from bot.testing import PAGE_ID, PSID, make_settings
+from tests.contract.inprocess_mock import BASE_URL, GraphMock, graph_mock
 
 
 def send_fields(reply: Reply) -> dict[str, Any]:
@@ -135,3 +138,24 @@ def _rebuild(message: dict[str, Any]) -> Reply:
         QuickReply(q.get("title"), q.get("payload", "P")) for q in message.get("quick_replies", [])
     ]
     return messages.text(message["text"], quick_replies=quick, metadata=message.get("metadata"))
+
+
+MESSAGES = [name for name, build in BUILT.items() if build().sender_action is None]
+
+
+@pytest.mark.parametrize("name", MESSAGES)
+async def test_the_bots_send_api_client_delivers_each_built_message(
+    mock: GraphMock, name: str
+) -> None:
+    reply = BUILT[name]()
+    settings = make_settings(graph_api_base=BASE_URL, send_batch=False)
+    api = HttpSendApi(settings, BotMetrics(CollectorRegistry()), transport=mock.transport)
+    try:
+        result = await api.send(
+            PAGE_ID, PSID, reply.message, messaging_type=reply.messaging_type, tag=reply.tag
+        )
+    finally:
+        await api.aclose()
+    assert result.ok, (result.error_code, result.error_subcode)
+    sends = mock.runtime.journal.sends(psid=PSID)
+    assert sends[-1].request["message"] == reply.message
