@@ -36,14 +36,24 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any
 
 from bot.context import Context, Deps
 from bot.events import EventKind, InboundEvent
 from bot.filters import Predicate
 from bot.reply import Reply
+from bot.routes import (
+    Decorator,
+    ErrorHook,
+    H,
+    Handler,
+    HandlerResult,
+    OnKind,
+    Route,
+    check_payload,
+)
 from bot.settings import BotSettings
 from bot.state import ConversationState, StateStore, StateUpdate
 
@@ -58,15 +68,6 @@ __all__ = [
     "RouterLoadError",
     "load_router",
 ]
-
-HandlerResult: TypeAlias = Reply | list[Reply] | None
-Handler: TypeAlias = Callable[[Context], HandlerResult | Awaitable[HandlerResult]]
-ErrorHook: TypeAlias = Callable[[Context, Exception], HandlerResult | Awaitable[HandlerResult]]
-H = TypeVar("H", bound=Callable[..., Any])
-_Decorator: TypeAlias = Callable[[Handler], Handler]
-
-# Kinds whose routes filter on the payload (``payload=``, ``regex=``); the others on the text.
-PAYLOAD_KINDS = frozenset({EventKind.POSTBACK, EventKind.QUICK_REPLY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,79 +92,6 @@ class RouterLoadError(ImportError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    kind: EventKind
-    handler: Handler
-    payload: str | None = None  # exact payload
-    pattern: re.Pattern[str] | None = None  # searched in the payload or the text
-    when: Predicate | None = None
-
-    @property
-    def specific(self) -> bool:
-        return self.payload is not None or self.pattern is not None or self.when is not None
-
-    def match(self, event: InboundEvent) -> re.Match[str] | bool:
-        """False, True, or the regex match (truthy) when the route takes ``event``."""
-        by_payload = self.kind in PAYLOAD_KINDS
-        if self.payload is not None and event.payload != self.payload:
-            return False
-        if self.when is not None and not self.when(event):
-            return False
-        if self.pattern is None:
-            return True
-        subject = event.payload if by_payload else event.text
-        found = self.pattern.search(subject) if subject is not None else None
-        return found if found is not None else False
-
-
-class _On:
-    """One row of the table of per-kind decorators: ``on_text = _On(EventKind.TEXT)``."""
-
-    def __init__(self, kind: EventKind) -> None:
-        self.kind = kind
-
-    @overload
-    def __get__(self, router: None, owner: type[Router]) -> _On: ...
-    @overload
-    def __get__(self, router: Router, owner: type[Router]) -> _BoundOn: ...
-    def __get__(self, router: Router | None, owner: type[Router]) -> _On | _BoundOn:
-        return self if router is None else _BoundOn(router, self.kind)
-
-
-class _BoundOn:
-    """``@router.on_x``, ``@router.on_x("PAYLOAD")`` or ``@router.on_x(regex=..., when=...)``."""
-
-    __slots__ = ("kind", "router")
-
-    def __init__(self, router: Router, kind: EventKind) -> None:
-        self.router, self.kind = router, kind
-
-    @overload
-    def __call__(self, payload: H, /) -> H: ...
-    @overload
-    def __call__(
-        self,
-        payload: str | None = None,
-        /,
-        *,
-        regex: str | re.Pattern[str] | None = None,
-        when: Predicate | None = None,
-    ) -> _Decorator: ...
-    def __call__(
-        self,
-        payload: str | Callable[..., Any] | None = None,
-        /,
-        *,
-        regex: str | re.Pattern[str] | None = None,
-        when: Predicate | None = None,
-    ) -> Any:
-        if callable(payload):  # used bare: @router.on_text
-            self.router.add(self.kind, payload)
-            return payload
-        return self.router.on(self.kind, payload=payload, regex=regex, when=when)
-
-
 class Router:
     """Maps event kinds (and filters) to handlers; routers compose with ``include_router``.
 
@@ -173,20 +101,20 @@ class Router:
     """
 
     # The table of event kinds with a decorator each.
-    on_text = _On(EventKind.TEXT)
-    on_attachments = _On(EventKind.ATTACHMENTS)
-    on_quick_reply = _On(EventKind.QUICK_REPLY)
-    on_postback = _On(EventKind.POSTBACK)
-    on_reaction = _On(EventKind.REACTION)
-    on_delivery = _On(EventKind.DELIVERY)
-    on_read = _On(EventKind.READ)
-    on_referral = _On(EventKind.REFERRAL)
-    on_optin = _On(EventKind.OPTIN)
-    on_handover = _On(EventKind.HANDOVER)
-    on_standby = _On(EventKind.STANDBY)
-    on_message_edit = _On(EventKind.MESSAGE_EDIT)
+    on_text = OnKind(EventKind.TEXT)
+    on_attachments = OnKind(EventKind.ATTACHMENTS)
+    on_quick_reply = OnKind(EventKind.QUICK_REPLY)
+    on_postback = OnKind(EventKind.POSTBACK)
+    on_reaction = OnKind(EventKind.REACTION)
+    on_delivery = OnKind(EventKind.DELIVERY)
+    on_read = OnKind(EventKind.READ)
+    on_referral = OnKind(EventKind.REFERRAL)
+    on_optin = OnKind(EventKind.OPTIN)
+    on_handover = OnKind(EventKind.HANDOVER)
+    on_standby = OnKind(EventKind.STANDBY)
+    on_message_edit = OnKind(EventKind.MESSAGE_EDIT)
     # Observes the page's own messages; whatever the handler returns is never sent.
-    on_echo = _On(EventKind.ECHO)
+    on_echo = OnKind(EventKind.ECHO)
 
     def __init__(
         self,
@@ -197,7 +125,7 @@ class Router:
         save_state: bool = True,
     ) -> None:
         self.name = name
-        self._routes: dict[EventKind, list[_Route]] = {}
+        self._routes: dict[EventKind, list[Route]] = {}
         self._children: list[Router] = []
         self._deps: dict[str, Any] = dict(deps or {})
         self._error_hook: ErrorHook | None = None
@@ -213,9 +141,9 @@ class Router:
         payload: str | None = None,
         regex: str | re.Pattern[str] | None = None,
         when: Predicate | None = None,
-    ) -> _Decorator:
+    ) -> Decorator:
         """Register for any kind: ``@router.on(EventKind.GAME_PLAY, when=...)``."""
-        _check_payload(EventKind(kind), payload)
+        check_payload(EventKind(kind), payload)
 
         def decorator(handler: Handler) -> Handler:
             self.add(kind, handler, payload=payload, regex=regex, when=when)
@@ -236,9 +164,9 @@ class Router:
         kind = EventKind(kind)
         if not callable(handler):
             raise TypeError(f"handler for {kind.value} must be callable, got {handler!r}")
-        _check_payload(kind, payload)
+        check_payload(kind, payload)
         pattern = re.compile(regex) if isinstance(regex, str) else regex
-        self._routes.setdefault(kind, []).append(_Route(kind, handler, payload, pattern, when))
+        self._routes.setdefault(kind, []).append(Route(kind, handler, payload, pattern, when))
 
     def on_error(self, hook: H) -> H:
         """``hook(ctx, exc)`` runs when a handler of this router (or its children) raises.
@@ -302,7 +230,7 @@ class Router:
 
     def _find(
         self, event: InboundEvent
-    ) -> tuple[_Route, tuple[Router, ...], re.Match[str] | None] | None:
+    ) -> tuple[Route, tuple[Router, ...], re.Match[str] | None] | None:
         kinds = [event.kind]
         if event.kind is EventKind.QUICK_REPLY:
             kinds.append(EventKind.TEXT)
@@ -331,11 +259,6 @@ class Router:
     def __repr__(self) -> str:
         count = sum(len(r) for r in self._routes.values())
         return f"Router({self.name or 'unnamed'}, {count} routes, {len(self._children)} children)"
-
-
-def _check_payload(kind: EventKind, payload: str | None) -> None:
-    if payload is not None and kind not in PAYLOAD_KINDS:
-        raise TypeError(f"{kind.value} events have no payload; use regex= or when=")
 
 
 async def _call(function: Callable[..., Any], *args: Any) -> Any:
