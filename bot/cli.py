@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -34,7 +35,6 @@ _NO_SECRETS = {
     "MESSENGER_APP_SECRET": "unused",
     "MESSENGER_PAGE_ACCESS_TOKEN": "unused",
 }
-_NO_SECRETS_BUT_PAGE_TOKEN = {k: v for k, v in _NO_SECRETS.items() if "PAGE" not in k}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "profile":
         from bot.profile_cli import run_profile_command
 
-        profile_settings = _settings(**_NO_SECRETS_BUT_PAGE_TOKEN)
+        # The page token is required; the app secret only matters with MESSENGER_APPSECRET_PROOF.
+        unused = {k: v for k, v in _NO_SECRETS.items() if "PAGE" not in k and k not in os.environ}
+        profile_settings = _settings(**unused)
         return (
             EXIT_USAGE if profile_settings is None else run_profile_command(args, profile_settings)
         )

@@ -9,6 +9,8 @@ in an error message. Graph errors become :class:`PageApiError` with Meta's code 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from types import TracebackType
 from typing import Any, Self
 
@@ -52,6 +54,12 @@ class PageApi:
         token = tokens.get(self.page_id) or settings.page_access_token.get_secret_value()
         base = f"{settings.graph_api_base.rstrip('/')}/{settings.graph_api_version}/"
         self._token = token
+        # With "Require App Secret" on, every call carries HMAC-SHA256(app secret, token).
+        self._proof: dict[str, str] = {}
+        if settings.appsecret_proof:
+            secret = settings.app_secret.get_secret_value().encode()
+            proof = hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
+            self._proof = {"appsecret_proof": proof}
         self._client = httpx.AsyncClient(
             base_url=base,
             transport=transport,
@@ -72,7 +80,9 @@ class PageApi:
         path = f"{node or self.page_id}/{edge}" if edge else str(node or self.page_id)
         what = f"{method} /{path}"
         try:
-            response = await self._client.request(method, path, json=body, params=params)
+            response = await self._client.request(
+                method, path, json=body, params={**(params or {}), **self._proof}
+            )
         except httpx.HTTPError as exc:
             raise PageApiError(what, type(exc).__name__) from None  # the text may hold the URL
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +15,15 @@ from bot.handoff import PAGE_INBOX_APP_ID, Handoff, thread_passed, thread_taken
 from bot.limits import LimitError
 from bot.page_api import PageApi, PageApiError
 from bot.personas import Personas
-from bot.testing import PAGE_ID, PAGE_TOKEN, PSID, event_of, make_settings, messaging_item
+from bot.testing import (
+    APP_SECRET,
+    PAGE_ID,
+    PAGE_TOKEN,
+    PSID,
+    event_of,
+    make_settings,
+    messaging_item,
+)
 
 
 class Graph:
@@ -119,3 +129,11 @@ def test_handover_filters_tell_passed_from_taken() -> None:
     taken = event_of(messaging_item(take_thread_control={"previous_owner_app_id": "1"}))
     assert thread_passed(passed) and not thread_passed(taken)
     assert thread_taken(taken) and not thread_taken(passed)
+
+
+async def test_calls_carry_appsecret_proof_when_the_app_requires_it(graph: Graph) -> None:
+    settings = make_settings(graph_api_base="https://graph.test", appsecret_proof=True)
+    async with PageApi(settings, transport=httpx.MockTransport(graph.handle)) as page_api:
+        await Handoff(page_api).take_back(PSID)
+    expected = hmac.new(APP_SECRET.encode(), PAGE_TOKEN.encode(), hashlib.sha256).hexdigest()
+    assert graph.requests[0].url.params["appsecret_proof"] == expected
