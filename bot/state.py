@@ -4,6 +4,11 @@ The router loads a conversation's state before its handler runs and saves it aft
 when the handler changed it. Stores implement :class:`StateStore`: this module has the
 in-memory one, :mod:`bot.state_sqlite` the durable one.
 
+A conversation's events run one at a time (the worker pool orders them per sender), so a
+load-modify-save never races another for the same user. The save happens when the handler
+returns, before its replies are sent; ``Router(save_state=False)`` leaves it to the caller
+(``DispatchResult.state``), which can commit it in one transaction with the replies.
+
 >>> state = ConversationState({"step": "name"})
 >>> state["step"] = "email"
 >>> state.changed, state.as_dict()
