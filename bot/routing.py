@@ -36,7 +36,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,7 @@ class Router:
         self._error_hook: ErrorHook | None = None
         self.state_store = state_store
         self._save_state = save_state
+        self._shutdown: list[Callable[[], Awaitable[None]]] = []
 
     # --- registration ---
 
@@ -180,6 +181,16 @@ class Router:
     def provide(self, **deps: Any) -> None:
         """Register dependencies for ``ctx.deps`` (routers included later see them too)."""
         self._deps.update(deps)
+
+    def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Run ``close()`` when the bot stops (after the last event), e.g. ``api.aclose``."""
+        self._shutdown.append(close)
+
+    async def aclose(self) -> None:
+        """Run every shutdown callback of this router and its children, newest first."""
+        for router in reversed(list(self._walk())):
+            while router._shutdown:
+                await router._shutdown.pop()()
 
     def include_router(self, child: Router) -> Router:
         """Add ``child``'s routes behind this router's; returns ``child``."""

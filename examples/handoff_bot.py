@@ -22,7 +22,9 @@ from bot.settings import BotSettings
 
 def register(router: Router, settings: BotSettings) -> None:
     """Called by ``load_router``: the Graph client becomes a dependency, the routes join."""
-    router.provide(handoff=Handoff(PageApi(settings), agent_app_id=settings.handoff_app_id))
+    api = PageApi(settings)
+    router.on_shutdown(api.aclose)
+    router.provide(handoff=Handoff(api, agent_app_id=settings.handoff_app_id))
     router.include_router(handoff)
 
 

@@ -24,7 +24,8 @@ PHONE = re.compile(r"^\+?[\d ()-]{6,20}$")
 
 def register(router: Router, settings: BotSettings) -> None:
     """Called by ``load_router`` with the bot's settings: state on disk, leads in a list."""
-    router.state_store = SqliteStateStore(settings.state_path)
+    router.state_store = store = SqliteStateStore(settings.state_path)
+    router.on_shutdown(store.aclose)
     router.provide(leads=[])
     router.include_router(leads)
 

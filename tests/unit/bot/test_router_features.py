@@ -202,3 +202,18 @@ async def test_state_without_a_store_says_how_to_add_one() -> None:
     router.on_text(lambda ctx: ctx.state.get("x"))
     with pytest.raises(NoStateStoreError, match="state store"):
         await RouterClient(router).text("x")
+
+
+async def test_shutdown_callbacks_of_every_router_run_once_newest_first() -> None:
+    root, child = Router(), Router()
+    root.include_router(child)
+    closed: list[str] = []
+
+    async def close(name: str) -> None:
+        closed.append(name)
+
+    root.on_shutdown(lambda: close("root client"))
+    child.on_shutdown(lambda: close("child store"))
+    await root.aclose()
+    await root.aclose()
+    assert closed == ["child store", "root client"]

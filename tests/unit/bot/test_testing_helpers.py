@@ -62,6 +62,12 @@ async def test_recording_send_api_records_and_fails_chosen_calls() -> None:
 async def test_the_helpers_drive_a_whole_bot_through_its_webhook(tmp_path: Path) -> None:
     router = Router()
     router.on_text(lambda ctx: Reply.text(f"You said: {ctx.text}"))
+    closed: list[bool] = []
+
+    async def close_client() -> None:
+        closed.append(True)
+
+    router.on_shutdown(close_client)
     api = RecordingSendApi()
     app = create_app(
         make_settings(inbox_path=tmp_path / "inbox.db"),
@@ -77,3 +83,4 @@ async def test_the_helpers_drive_a_whole_bot_through_its_webhook(tmp_path: Path)
             assert answer.status_code == 200
             [call] = await api.wait_for(1)
     assert (call.psid, call.text) == (PSID, "You said: hello")
+    assert closed == [True]  # the app closed the handlers' clients at shutdown
