@@ -1,7 +1,7 @@
 """A bot that hands the conversation to a person and takes it back.
 
     python -m examples handoff
-    BOT_HANDLERS_MODULE=examples.handoff_bot messenger-bot serve
+    PYTHONPATH=. BOT_HANDLERS_MODULE=examples.handoff_bot messenger-bot serve
 
 "human" (or the menu's "Talk to a person") passes the thread to the agents' inbox app
 (``HANDOFF_APP_ID``, Meta's Page Inbox by default). While agents have it, the user's

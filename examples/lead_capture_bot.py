@@ -1,7 +1,7 @@
 """A lead-capture bot: name, e-mail and phone asked one at a time, kept in ``ctx.state``.
 
     python -m examples lead                              # applies examples/profile.yaml first
-    BOT_HANDLERS_MODULE=examples.lead_capture_bot messenger-bot serve
+    PYTHONPATH=. BOT_HANDLERS_MODULE=examples.lead_capture_bot messenger-bot serve
 
 The persistent menu's "Get a quote" (``LEAD_START``) starts it; finished leads go to the
 ``leads`` dependency (a list here; a CRM client in real life).
