@@ -1,7 +1,7 @@
 """An FAQ bot: topics as quick replies, questions matched by regex, answers from one table.
 
-    python -m examples faq                              # a scripted chat against the mock
-    PYTHONPATH=. BOT_HANDLERS_MODULE=examples.faq_bot messenger-bot serve
+python -m examples faq                              # a scripted chat against the mock
+PYTHONPATH=. BOT_HANDLERS_MODULE=examples.faq_bot messenger-bot serve
 """
 
 from __future__ import annotations
