@@ -19,6 +19,7 @@ from bot.limits import LimitError
 from bot.window import EXTENDED_TAGS, RETIRED_TAGS
 
 SENDER_ACTIONS = ("typing_on", "typing_off", "mark_seen")
+_UNTAGGED_TYPES = ("RESPONSE", "UPDATE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +41,12 @@ class Reply:
     @classmethod
     def text(cls, text: str, *, messaging_type: str = "RESPONSE", tag: str | None = None) -> Reply:
         """A plain text reply: ``Reply.text("hi")``; quick replies: ``bot.messages.text``."""
-        return cls.of({"text": limits.check_length("text", text, limits.TEXT)}, tag=tag).with_type(
-            messaging_type
-        )
+        message = {"text": limits.check_length("text", text, limits.TEXT)}
+        if tag is not None:
+            return cls(message, messaging_type="MESSAGE_TAG", tag=check_tag(tag))
+        if messaging_type not in _UNTAGGED_TYPES:
+            raise LimitError("messaging_type", "messaging_type must be RESPONSE or UPDATE")
+        return cls(message, messaging_type=messaging_type)
 
     @classmethod
     def of(cls, message: dict[str, Any], *, tag: str | None = None) -> Reply:
@@ -50,14 +54,6 @@ class Reply:
         if tag is None:
             return cls(message)
         return cls(message, messaging_type="MESSAGE_TAG", tag=check_tag(tag))
-
-    def with_type(self, messaging_type: str) -> Reply:
-        """The same reply as ``RESPONSE`` or ``UPDATE`` (tagged replies stay ``MESSAGE_TAG``)."""
-        if self.tag is not None or messaging_type == self.messaging_type:
-            return self
-        if messaging_type not in ("RESPONSE", "UPDATE"):
-            raise LimitError("messaging_type", "messaging_type must be RESPONSE or UPDATE")
-        return replace(self, messaging_type=messaging_type)
 
     def as_persona(self, persona_id: str) -> Reply:
         """The same reply sent as the persona ``persona_id`` (``bot.handoff`` creates them)."""

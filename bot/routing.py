@@ -38,7 +38,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.context import Context, Deps
 from bot.events import EventKind, InboundEvent
@@ -92,6 +92,17 @@ class RouterLoadError(ImportError):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A route with what its place in the router tree gives it (worked out once, not per event)."""
+
+    route: Route
+    deps: Deps
+    store: StateStore | None
+    error_hook: ErrorHook | None
+    catch_all: bool
+
+
 class Router:
     """Maps event kinds (and filters) to handlers; routers compose with ``include_router``.
 
@@ -116,6 +127,9 @@ class Router:
     # Observes the page's own messages; whatever the handler returns is never sent.
     on_echo = OnKind(EventKind.ECHO)
 
+    # Bumped by every registration in any router: cached dispatch plans are then stale.
+    _edits: ClassVar[int] = 0
+
     def __init__(
         self,
         *,
@@ -129,9 +143,20 @@ class Router:
         self._children: list[Router] = []
         self._deps: dict[str, Any] = dict(deps or {})
         self._error_hook: ErrorHook | None = None
-        self.state_store = state_store
+        self._state_store = state_store
         self._save_state = save_state
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
+        self._plans: dict[EventKind, tuple[_Candidate, ...]] = {}
+        self._plans_at = -1
+
+    @property
+    def state_store(self) -> StateStore | None:
+        return self._state_store
+
+    @state_store.setter
+    def state_store(self, store: StateStore | None) -> None:
+        self._state_store = store
+        Router._edits += 1
 
     # --- registration ---
 
@@ -168,6 +193,7 @@ class Router:
         check_payload(kind, payload)
         pattern = re.compile(regex) if isinstance(regex, str) else regex
         self._routes.setdefault(kind, []).append(Route(kind, handler, payload, pattern, when))
+        Router._edits += 1
 
     def on_error(self, hook: H) -> H:
         """``hook(ctx, exc)`` runs when a handler of this router (or its children) raises.
@@ -176,11 +202,13 @@ class Router:
         leaves the failure to the worker pool (retries, then the dead-letter list).
         """
         self._error_hook = hook
+        Router._edits += 1
         return hook
 
     def provide(self, **deps: Any) -> None:
         """Register dependencies for ``ctx.deps`` (routers included later see them too)."""
         self._deps.update(deps)
+        Router._edits += 1
 
     def on_shutdown(self, close: Callable[[], Awaitable[None]]) -> None:
         """Run ``close()`` when the bot stops (after the last event), e.g. ``api.aclose``."""
@@ -197,6 +225,7 @@ class Router:
         if child is self or self in child._walk():
             raise ValueError("including this router would create a cycle")
         self._children.append(child)
+        Router._edits += 1
         return child
 
     # --- dispatch ---
@@ -204,34 +233,31 @@ class Router:
     def handler_for(self, event: InboundEvent) -> Handler | None:
         """The handler that would run for ``event``, if any."""
         found = self._find(event)
-        return found[0].handler if found else None
+        return found[0].route.handler if found else None
 
     async def dispatch(self, event: InboundEvent) -> DispatchResult:
         """Run the matching handler; exceptions propagate to the caller (the worker)."""
         found = self._find(event)
         if found is None:
             return DispatchResult(handled=False)
-        route, path, match = found
-        deps = Deps()
-        for router in path:
-            deps = deps.merged(router._deps)
-        store = next((r.state_store for r in path if r.state_store is not None), None)
-        psid = event.user_id
+        candidate, match = found
+        store, psid = candidate.store, event.user_id
         state = None
         if store is not None and psid and event.kind is not EventKind.ECHO:
             state = ConversationState(await store.load(event.page_id, psid))
-        ctx = Context(event, deps=deps, state=state, match=match)
+        ctx = Context(event, deps=candidate.deps, state=state, match=match)
         try:
-            result = await _call(route.handler, ctx)
+            result = candidate.route.handler(ctx)
+            if inspect.isawaitable(result):  # inline, not via _call: this is the hot path
+                result = await result
         except Exception as exc:
-            hook = next((r._error_hook for r in reversed(path) if r._error_hook), None)
-            if hook is None:
+            if candidate.error_hook is None:
                 raise
-            result = await _call(hook, ctx, exc)
+            result = await _call(candidate.error_hook, ctx, exc)
             state = None  # a failed handler's half-made changes are not kept
         if event.kind is EventKind.ECHO:
             return DispatchResult(handled=True)  # never answer our own messages (loops)
-        replies = _as_replies(result, route.handler)
+        replies = _as_replies(result, candidate.route.handler)
         update = None
         if state is not None and store is not None and psid and state.changed:
             update = StateUpdate(event.page_id, psid, state.as_dict())
@@ -239,23 +265,33 @@ class Router:
                 await store.save(update.page_id, update.psid, update.data)
         return DispatchResult(handled=True, replies=replies, state=update)
 
-    def _find(
-        self, event: InboundEvent
-    ) -> tuple[Route, tuple[Router, ...], re.Match[str] | None] | None:
-        kinds = [event.kind]
-        if event.kind is EventKind.QUICK_REPLY:
-            kinds.append(EventKind.TEXT)
-        for kind in kinds:
+    def _find(self, event: InboundEvent) -> tuple[_Candidate, re.Match[str] | None] | None:
+        for candidate in self._plan(event.kind):
+            if candidate.catch_all:
+                return candidate, None
+            matched = candidate.route.match(event)
+            if matched:
+                return candidate, matched if isinstance(matched, re.Match) else None
+        return None
+
+    def _plan(self, kind: EventKind) -> tuple[_Candidate, ...]:
+        """The routes an event of ``kind`` may take, in the order they are tried."""
+        if self._plans_at != Router._edits:
+            self._plans.clear()
+            self._plans_at = Router._edits
+        plan = self._plans.get(kind)
+        if plan is None:
+            plan = self._plans[kind] = tuple(self._candidates(kind))
+        return plan
+
+    def _candidates(self, kind: EventKind) -> Iterator[_Candidate]:
+        kinds = [kind, EventKind.TEXT] if kind is EventKind.QUICK_REPLY else [kind]
+        for each in kinds:
             for specific in (True, False):
                 for path in self._paths():
-                    for route in path[-1]._routes.get(kind, ()):
-                        if route.specific is not specific:
-                            continue
-                        matched = route.match(event)
-                        if matched:
-                            found = matched if isinstance(matched, re.Match) else None
-                            return route, path, found
-        return None
+                    for route in path[-1]._routes.get(each, ()):
+                        if route.specific is specific:
+                            yield _candidate(route, path)
 
     def _paths(self, prefix: tuple[Router, ...] = ()) -> Iterator[tuple[Router, ...]]:
         path = (*prefix, self)
@@ -270,6 +306,15 @@ class Router:
     def __repr__(self) -> str:
         count = sum(len(r) for r in self._routes.values())
         return f"Router({self.name or 'unnamed'}, {count} routes, {len(self._children)} children)"
+
+
+def _candidate(route: Route, path: tuple[Router, ...]) -> _Candidate:
+    deps = Deps()
+    for router in path:
+        deps = deps.merged(router._deps)
+    store = next((r.state_store for r in path if r.state_store is not None), None)
+    hook = next((r._error_hook for r in reversed(path) if r._error_hook), None)
+    return _Candidate(route, deps, store, hook, catch_all=not route.specific)
 
 
 async def _call(function: Callable[..., Any], *args: Any) -> Any:

@@ -217,3 +217,16 @@ async def test_shutdown_callbacks_of_every_router_run_once_newest_first() -> Non
     await root.aclose()
     await root.aclose()
     assert closed == ["child store", "root client"]
+
+
+async def test_routes_added_after_the_first_event_take_part() -> None:
+    root, child = Router(), Router()
+    root.include_router(child)
+    client = RouterClient(root)
+    assert await client.text("hi") == ()  # plans are worked out once, then cached
+    child.on_text(lambda ctx: Reply.text("child"))
+    assert texts(await client.text("hi")) == ["child"]
+    root.on_text(regex="hi")(lambda ctx: Reply.text("root, specific"))
+    child.provide(extra=1)
+    root.state_store = MemoryStateStore()
+    assert texts(await client.text("hi")) == ["root, specific"]
