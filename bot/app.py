@@ -74,10 +74,15 @@ def create_app(
             if the_send_api is None:
                 the_send_api = HttpSendApi(settings, metrics, tracer_provider=provider)
                 stack.push_async_callback(the_send_api.aclose)
+            the_router = router
+            if the_router is None:
+                the_router = load_router(settings.handlers_module, settings=settings)
+            # The handlers' own clients (router.on_shutdown) close after the pool stopped.
+            stack.push_async_callback(the_router.aclose)
             pool = WorkerPool(
                 settings=settings,
                 inbox=the_inbox,
-                router=router if router is not None else load_router(settings.handlers_module),
+                router=the_router,
                 send_api=the_send_api,
                 metrics=metrics,
                 tracer=tracer,

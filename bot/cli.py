@@ -3,6 +3,7 @@
     messenger-bot [serve] [--fd N]
     messenger-bot dead-letters list [--json] [--limit N] [--inbox PATH]
     messenger-bot dead-letters replay (--all | --id N [--id N ...]) [--inbox PATH]
+    messenger-bot profile apply FILE [--dry-run] | profile show
 
 ``serve`` runs one uvicorn process (uvloop, httptools with the limits of ``bot.http_guard``)
 on ``HOST``/``PORT``, or on an already-bound listening socket passed as file descriptor
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import faulthandler
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -40,6 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in (None, "serve"):
         return serve(fd=getattr(args, "fd", None))
+    if args.command == "profile":
+        from bot.profile_cli import run_profile_command
+
+        # The page token is required; the app secret only matters with MESSENGER_APPSECRET_PROOF.
+        unused = {k: v for k, v in _NO_SECRETS.items() if "PAGE" not in k and k not in os.environ}
+        profile_settings = _settings(**unused)
+        return (
+            EXIT_USAGE if profile_settings is None else run_profile_command(args, profile_settings)
+        )
     inbox_path = args.inbox
     if inbox_path is None:
         settings = _settings(**_NO_SECRETS)
@@ -186,6 +197,9 @@ def _parser() -> argparse.ArgumentParser:
             which = action.add_mutually_exclusive_group(required=True)
             which.add_argument("--all", action="store_true", help="replay every dead letter")
             which.add_argument("--id", type=int, action="append", dest="ids", metavar="N")
+    from bot.profile_cli import add_profile_parser
+
+    add_profile_parser(commands)
     return parser
 
 

@@ -100,6 +100,11 @@ class BotSettings(BaseSettings):
         default=7 * 24 * 3600, alias="HUMAN_AGENT_WINDOW_SECONDS"
     )
 
+    # --- Human handoff (bot.handoff): the app agents answer in; default Meta's Page Inbox ---
+    handoff_app_id: str = Field(default="263902037430900", alias="HANDOFF_APP_ID")
+    # --- Conversation state (bot.state_sqlite) for handlers' ctx.state ---
+    state_path: Path = Field(default=Path("var/state.db"), alias="STATE_PATH")
+
     # --- Logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", alias="LOG_LEVEL"

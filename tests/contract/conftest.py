@@ -15,16 +15,12 @@ from prometheus_client import CollectorRegistry
 
 from bot.app import create_app as create_bot
 from bot.routing import Router
-from bot.settings import BotSettings
+from bot.testing import make_settings
 from mock_meta.app import create_app as create_mock
 from mock_meta.client import MockMetaClient
 from mock_meta.clock import ControllableClock
 from mock_meta.settings import MockSettings
 from tests.contract.bot_mock_pair import (
-    APP_SECRET,
-    PAGE_ID,
-    PAGE_TOKEN,
-    VERIFY_TOKEN,
     BotMockPair,
     GraphTap,
     StartPair,
@@ -63,17 +59,11 @@ async def start_pair(tmp_path: Path) -> AsyncIterator[StartPair]:
             await stack.enter_async_context(serve_on(tap, mock_sock))
             client = await stack.enter_async_context(MockMetaClient(mock_url))
 
-            settings = BotSettings(
+            settings = make_settings(
                 **{
-                    "MESSENGER_VERIFY_TOKEN": VERIFY_TOKEN,
-                    "MESSENGER_APP_SECRET": APP_SECRET,
-                    "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
-                    "MESSENGER_PAGE_ID": PAGE_ID,
                     "GRAPH_API_BASE": mock_url,
                     "GRAPH_API_VERSION": mock_settings.graph_version,
                     "INBOX_PATH": str(tmp_path / f"inbox-{bot_sock.getsockname()[1]}.db"),
-                    "INBOX_SYNCHRONOUS": "NORMAL",
-                    "ORDERING_WINDOW_MS": 0,
                     "SEND_API_BACKOFF_BASE_SECONDS": 0.01,
                     "SEND_API_BACKOFF_MAX_SECONDS": 0.05,
                     "HANDLER_BACKOFF_BASE_SECONDS": 0.01,

@@ -11,21 +11,22 @@ import pytest
 
 from bot.events import EventKind, InboundEvent, parse_event
 from bot.routing import Context, Reply, Router, RouterLoadError, load_router
-
-PAGE, USER = "104501234567890", "6543210987654321"
+from bot.settings import BotSettings
+from bot.testing import PAGE_ID as PAGE
+from bot.testing import PSID as USER
+from bot.testing import event_of, make_settings, messaging_item, postback_item, text_item
 
 
 def event(**fields: Any) -> InboundEvent:
-    item = {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": 1, **fields}
-    return parse_event(item, page_id=PAGE)
+    return event_of(messaging_item(timestamp_ms=1, **fields))
 
 
 def text(value: str) -> InboundEvent:
-    return event(message={"mid": "m_1", "text": value})
+    return event_of(text_item(value))
 
 
 def postback(payload: str) -> InboundEvent:
-    return event(postback={"mid": "m_p", "title": "t", "payload": payload})
+    return event_of(postback_item(payload))
 
 
 async def test_text_handler_reply_is_returned() -> None:
@@ -176,3 +177,17 @@ def test_load_router_names_the_module_when_it_has_neither(fake_module: types.Mod
 def test_load_router_names_a_module_that_cannot_be_imported() -> None:
     with pytest.raises(RouterLoadError, match="no_such_module_xyz"):
         load_router("no_such_module_xyz")
+
+
+async def test_load_router_passes_settings_to_a_two_argument_register(
+    fake_module: types.ModuleType,
+) -> None:
+    def register(router: Router, settings: BotSettings) -> None:
+        router.provide(page=settings.page_id)
+        router.on_text(lambda ctx: Reply.text(f"page {ctx.deps.page}"))
+
+    fake_module.register = register  # type: ignore[attr-defined]
+    router = load_router(fake_module.__name__, settings=make_settings())
+    assert (await router.dispatch(text("x"))).replies[0].message["text"] == f"page {PAGE}"
+    with pytest.raises(RouterLoadError, match="needs settings"):
+        load_router(fake_module.__name__)

@@ -1,0 +1,6 @@
+import asyncio
+import sys
+
+from examples.run import main
+
+sys.exit(asyncio.run(main()))
