@@ -182,7 +182,7 @@ class HttpSendApi:
         self._client = httpx.AsyncClient(
             transport=SafeTransport(transport, self._redact)
             if transport
-            else build_transport(settings.send_transport, limits, self._redact),
+            else build_transport(settings.send_transport, limits, self._redact, base),
             timeout=httpx.Timeout(
                 connect=min(timeout, 5.0), read=timeout, write=timeout, pool=timeout
             ),

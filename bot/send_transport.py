@@ -15,6 +15,7 @@ httpx's own (``httpx``) under the same ``httpx.AsyncClient``.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Callable
 from typing import Literal
 
@@ -80,15 +81,31 @@ class SafeTransport(httpx.AsyncBaseTransport):
 
 
 def build_transport(
-    kind: TransportKind, limits: httpx.Limits, redact: Callable[[str], str]
+    kind: TransportKind, limits: httpx.Limits, redact: Callable[[str], str], base_url: str
 ) -> SafeTransport:
-    """The pool for ``kind`` (``SEND_API_TRANSPORT``) inside a ``SafeTransport``."""
+    """The pool for ``kind`` (``SEND_API_TRANSPORT``) inside a ``SafeTransport``, through
+    the environment's proxy for ``base_url`` (``HTTPS_PROXY``, ``NO_PROXY``...) if any."""
+    proxy = environment_proxy(base_url)
     inner: httpx.AsyncBaseTransport
     if kind == "aiohttp":
-        inner = AiohttpTransport(limits=limits, trust_env=False)
+        inner = AiohttpTransport(limits=limits, proxy=proxy)
     else:
-        inner = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        inner = httpx.AsyncHTTPTransport(limits=limits, proxy=proxy)
     return SafeTransport(inner, redact)
+
+
+def environment_proxy(url: str) -> httpx.Proxy | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``ALL_PROXY``, minus ``NO_PROXY``), as httpx's own client picks it; never for loopback.
+
+    >>> environment_proxy("http://127.0.0.1:8081") is None  # loopback bypasses proxies
+    True
+    """
+    target = httpx.URL(url)
+    if target.host in ("localhost", "127.0.0.1", "::1") or urllib.request.proxy_bypass(target.host):
+        return None
+    found = urllib.request.getproxies().get(target.scheme)
+    return httpx.Proxy(found) if found else None
 
 
 def failure_for(exc: httpx.HTTPError) -> Answer:

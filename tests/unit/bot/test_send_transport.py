@@ -102,16 +102,20 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 def client(port: int, transport: str, **overrides: Any) -> HttpSendApi:
+    """A client for Graph at 127.0.0.1:``port`` (``graph_api_base`` may override it)."""
     settings = BotSettings(
         verify_token="v",
         app_secret="s",
         page_access_token="tok",
         page_id=PAGE,
-        graph_api_base=f"http://127.0.0.1:{port}",
         send_transport=transport,
         send_backoff_base_seconds=0.001,
         send_backoff_max_seconds=0.002,
-        **{"send_timeout_seconds": 5.0, **overrides},
+        **{
+            "graph_api_base": f"http://127.0.0.1:{port}",
+            "send_timeout_seconds": 5.0,
+            **overrides,
+        },
     )
     return HttpSendApi(settings, BotMetrics(CollectorRegistry()))
 
@@ -188,3 +192,20 @@ async def test_a_batch_may_take_longer_than_one_call_in_proportion_to_its_size(
             await api.aclose()
     assert [(r.ok, r.attempts) for r in results] == [(True, 1)] * 4
     assert [len(r.get("batch", [None])) for r in graph.requests] == [1, 3]
+
+
+@pytest.mark.parametrize("graph", ["ok"], indirect=True)
+async def test_graph_is_reached_through_the_proxy_the_environment_names(
+    graph: Graph, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Our server plays the egress proxy; the Graph host itself does not even resolve.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{graph.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    api = client(0, transport, graph_api_base="http://graph.invalid")
+    try:
+        result = await api.send(PAGE, USER, {"text": "via proxy"})
+    finally:
+        await api.aclose()
+    assert result.ok
+    assert graph.requests[0]["message"] == {"text": "via proxy"}
