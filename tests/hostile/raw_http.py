@@ -1,7 +1,7 @@
 """Byte-exact HTTP for the red-team suite, and the check every hostile class ends with.
 
 * ``RawConnection`` — a loopback socket for byte-exact requests: ``send``, ``read_answer``,
-  ``closed_within``;
+  ``read_all``, ``closed_within``;
 * ``assert_still_answers(bot, recorder)`` — the after-check every class ends with.
 
 >>> def test_x(start_bot, send_api_recorder):  # doctest: +SKIP
@@ -70,6 +70,17 @@ class RawConnection:
         raw = b"".join(chunks)
         status = int(raw[9:12]) if raw.startswith(b"HTTP/1.1 ") and len(raw) >= 12 else 0
         return Answer(status, raw)
+
+    def read_all(self, timeout: float = 10.0) -> bytes:
+        """Everything the server sends until it closes (or ``timeout``)."""
+        self.sock.settimeout(timeout)
+        chunks: list[bytes] = []
+        try:
+            while chunk := self.sock.recv(65536):
+                chunks.append(chunk)
+        except (TimeoutError, ConnectionResetError):
+            pass
+        return b"".join(chunks)
 
     def closed_within(self, timeout: float) -> bool:
         """True when the server closes the connection (EOF or reset) within ``timeout``."""
