@@ -132,6 +132,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: float | None = None
         self._deadline_reason = "header_timeout"
         self._lingering = False
+        self._headers_seen = 0
+        self._gentle = _GentleClose(self)
 
     # --- connection lifetime ------------------------------------------------------------------
 
@@ -174,10 +176,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             room = self.limits.max_header_bytes - self._header_bytes
             if len(data) > room:
                 self._header_bytes = self.limits.max_header_bytes
+                headers_before = self._headers_seen
                 super().data_received(data[:room])
                 if self.transport.is_closing():
                     return
-                if self._reading_headers:
+                if self._headers_seen == headers_before:  # the cap passed inside the headers
                     self._reject_headers()
                     return
                 self.data_received(data[room:])  # the body or the next request
@@ -192,11 +195,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._headers_seen += 1
         self._expect("body_timeout", self.limits.body_timeout)
         super().on_headers_complete()
         if self.cycle is not None:
             # uvicorn closes through the cycle's transport once it answered; close gently.
-            self.cycle.transport = _GentleClose(self)  # type: ignore[assignment]
+            self.cycle.transport = self._gentle  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -274,10 +278,9 @@ class _GentleClose:
 
     def __init__(self, protocol: GuardedHttpToolsProtocol) -> None:
         self._protocol = protocol
-        self._transport = protocol.transport
 
     def close(self) -> None:
         self._protocol.close_gently()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+        return getattr(self._protocol.transport, name)

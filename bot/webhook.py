@@ -217,12 +217,13 @@ class WebhookEdge:
             ]
             stored = await self._enqueue(records)
             _end_producer_spans(spans, stored)
-        if stored is None:
-            return await _respond(send, 503, b'{"error":"inbox unavailable"}', _JSON)
         guard = self.inbox_guard
         if guard is not None and not guard.intact():
-            # Committed into a deleted or replaced file: lost at restart, so Meta must retry.
+            # Committed into a deleted or replaced file (or failed on it): lost at restart, so
+            # Meta must deliver again. Checked after the commit, so nothing slips in between.
             return await _respond(send, 503, b'{"error":"inbox file lost"}', _JSON)
+        if stored is None:
+            return await _respond(send, 503, b'{"error":"inbox unavailable"}', _JSON)
         self._count_and_submit(events, stored)
         status = await _respond(send, 200, _ACK, _TEXT)
         if self.pool is not None:

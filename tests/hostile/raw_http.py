@@ -1,7 +1,7 @@
 """Byte-exact HTTP for the red-team suite, and the check every hostile class ends with.
 
 * ``RawConnection`` — a loopback socket for byte-exact requests: ``send``, ``read_answer``,
-  ``closed_within``;
+  ``read_all``, ``closed_within``;
 * ``assert_still_answers(bot, recorder)`` — the after-check every class ends with.
 
 >>> def test_x(start_bot, send_api_recorder):  # doctest: +SKIP
@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -57,19 +58,26 @@ class RawConnection:
         return True
 
     def read_answer(self, timeout: float = 10.0) -> Answer:
-        """Read until the server closes (or ``timeout``); status 0 if no status line came."""
+        """Read one answer (or until the server closes, or ``timeout``); status 0 if no
+        status line came."""
+        raw = self.read_all(timeout, until=_complete)
+        status = int(raw[9:12]) if raw.startswith(b"HTTP/1.1 ") and len(raw) >= 12 else 0
+        return Answer(status, raw)
+
+    def read_all(
+        self, timeout: float = 10.0, *, until: Callable[[bytes], bool] | None = None
+    ) -> bytes:
+        """What the server sends until it closes, ``until(bytes so far)`` holds, or ``timeout``."""
         self.sock.settimeout(timeout)
-        chunks: list[bytes] = []
+        raw = b""
         try:
             while chunk := self.sock.recv(65536):
-                chunks.append(chunk)
-                if _complete(b"".join(chunks)):
+                raw += chunk
+                if until is not None and until(raw):
                     break
         except (TimeoutError, ConnectionResetError):
             pass
-        raw = b"".join(chunks)
-        status = int(raw[9:12]) if raw.startswith(b"HTTP/1.1 ") and len(raw) >= 12 else 0
-        return Answer(status, raw)
+        return raw
 
     def closed_within(self, timeout: float) -> bool:
         """True when the server closes the connection (EOF or reset) within ``timeout``."""

@@ -65,6 +65,13 @@ def test_headers_just_under_the_limit_are_still_served(
     assert response.status_code == 200
     refused = httpx.get(f"{bot.url}/healthz", headers={"X-Pad": "a" * 9000}, timeout=10)
     assert refused.status_code == 431
+    # Two pipelined requests, each under the limit, arriving together over it: both served.
+    with RawConnection(bot.url) as conn:
+        small = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        padded = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 8100 + b"\r\n\r\n"
+        conn.send(small + padded + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = conn.read_all()
+    assert answers.count(b"HTTP/1.1 200 OK\r\n") == 3, answers[:300]
     assert_still_answers(bot, send_api_recorder)
 
 

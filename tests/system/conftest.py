@@ -11,6 +11,7 @@ Fixtures (all function-scoped; import nothing from this file, use the fixtures):
 * ``start_bot`` — ``start_bot(**env) -> BotProcess``: spawns ``messenger-bot serve`` on a
   listening socket this fixture owns (passed as ``--fd``), so a restarted bot reuses the same
   port without races, and returns once ``/readyz`` answers 200. Leftovers are killed at teardown.
+  ``bot.burst_until_signal(psids, sig=..., after_acks=N)`` stops or crashes it mid-burst.
 * ``run_bot_cli`` — ``run_bot_cli("dead-letters", "list", env=...)`` runs the console script.
 * ``webhook_events`` — builds text events stamped now and Meta-style signed envelopes.
 * ``poll`` — ``poll(condition, timeout=...)``: wait for a condition with a deadline (no sleeps).
@@ -23,6 +24,7 @@ Fixtures (all function-scoped; import nothing from this file, use the fixtures):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -280,6 +282,40 @@ class BotProcess:
     def post_events(self, events: list[dict[str, Any]], *, timeout: float = 10.0) -> httpx.Response:
         body, headers = signed_envelope(events)
         return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=timeout)
+
+    def burst_until_signal(
+        self, psids: list[str], *, sig: int, after_acks: int, clients: int = 8
+    ) -> list[str]:
+        """POST one text event per PSID from ``clients`` concurrent clients and send ``sig``
+        once ``after_acks`` were acked (other requests are in flight then); no new request
+        starts after it. Returns the PSIDs whose event was acked with 200."""
+        acked: list[str] = []
+
+        async def burst() -> None:
+            queue = list(psids)
+            signalled = asyncio.Event()
+
+            async def sender(client: httpx.AsyncClient) -> None:
+                while queue and not signalled.is_set():
+                    psid = queue.pop(0)
+                    body, headers = signed_envelope([text_event(f"m_{psid}", psid=psid)])
+                    try:
+                        response = await client.post(
+                            f"{self.url}/webhook", content=body, headers=headers
+                        )
+                    except httpx.HTTPError:
+                        continue
+                    if response.status_code == 200:
+                        acked.append(psid)
+                    if len(acked) >= after_acks and not signalled.is_set():
+                        signalled.set()
+                        self.signal(sig)
+
+            async with httpx.AsyncClient(timeout=3.0) as client:
+                await asyncio.gather(*(sender(client) for _ in range(clients)))
+
+        asyncio.run(burst())
+        return acked
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)

@@ -50,32 +50,7 @@ def test_kill_9_during_a_burst_loses_no_acknowledged_event(
     # Phase 1 holds every event for 10 minutes, so nothing is answered before the crash.
     bot = start_bot(ORDERING_WINDOW_MS="600000")
     psids = [f"77000000000{i:04d}" for i in range(120)]
-    acked: list[str] = []
-
-    async def burst() -> None:
-        queue = list(psids)
-        killed = asyncio.Event()
-
-        async def sender(client: httpx.AsyncClient) -> None:
-            while queue and not killed.is_set():
-                psid = queue.pop(0)
-                body, headers = webhook_events.signed([webhook_events.text(f"m_{psid}", psid=psid)])
-                try:
-                    response = await client.post(
-                        f"{bot.url}/webhook", content=body, headers=headers
-                    )
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    acked.append(psid)
-                if len(acked) >= 40 and not killed.is_set():
-                    killed.set()
-                    bot.signal(signal.SIGKILL)  # mid-burst: other requests are in flight
-
-        async with httpx.AsyncClient(timeout=3.0) as client:
-            await asyncio.gather(*(sender(client) for _ in range(8)))
-
-    asyncio.run(burst())
+    acked = bot.burst_until_signal(psids, sig=signal.SIGKILL, after_acks=40)
     assert bot.wait(10) == -signal.SIGKILL
     assert len(acked) >= 40
     assert send_api_recorder.requests == []
