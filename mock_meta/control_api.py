@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
 from mock_meta.actions import WINDOW_OPENING, build_action
@@ -20,6 +20,7 @@ from mock_meta.chaos import ChaosConfig, ChaosConfigError
 from mock_meta.control_models import (
     ActionRequest,
     AppCreate,
+    ChaosUpdate,
     ClockAdvance,
     ClockResume,
     FaultRequest,
@@ -187,9 +188,10 @@ def build_router(rt: MockRuntime) -> APIRouter:
         summary="Change delivery chaos (partial update); the seed also seeds Send API faults",
         tags=["faults"],
     )
-    async def put_chaos(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    async def put_chaos(body: ChaosUpdate) -> dict[str, Any]:
         try:
-            rt.chaos.configure(ChaosConfig.from_dict(body, base=rt.chaos.config))
+            update = body.model_dump(exclude_unset=True)
+            rt.chaos.configure(ChaosConfig.from_dict(update, base=rt.chaos.config))
         except (ChaosConfigError, TypeError) as exc:
             raise HTTPException(422, str(exc)) from None
         # The chaos seed also drives probabilistic Send API faults: one seed replays a run.

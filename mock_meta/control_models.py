@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from mock_meta.retry_profile import SuccessRule
+from mock_meta.wire import SignatureMode
+
+MAX_USER_TEXT = 20_000
 
 ActionType = Literal[
     "text",
@@ -26,7 +31,28 @@ ActionType = Literal[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys and NaN/Infinity are refused (422): a NaN timeout once stalled the engine.
+    pydantic already refuses lone surrogates in ``str`` fields; see :data:`UserText`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _user_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if len(value) > MAX_USER_TEXT:
+        raise ValueError(f"must be at most {MAX_USER_TEXT} characters")
+    return value
+
+
+# What a user types. Unlike every other string it may hold a lone surrogate (e.g. an emoji
+# cut in half): Meta relays such text escaped as ``\\ud83d``, the input that breaks bots,
+# so the mock must be able to deliver it. The reference is silent on whether Meta filters it.
+UserText = Annotated[
+    str,
+    PlainValidator(_user_text),
+    WithJsonSchema({"type": "string", "maxLength": MAX_USER_TEXT}),
+]
 
 
 class AppCreate(_Strict):
@@ -88,9 +114,8 @@ class ActionRequest(_Strict):
     page_id: str | None = Field(
         default=None, description="Needed only when the PSID exists on several pages."
     )
-    text: str | None = Field(
+    text: UserText | None = Field(
         default=None,
-        max_length=20_000,
         description="text, quick_reply title, message_edit, standby_text, feedback follow-up",
     )
     payload: str | None = Field(
@@ -140,11 +165,36 @@ class FaultRequest(_Strict):
     )
 
 
+class RetryProfileUpdate(_Strict):
+    """Overrides of the active retry profile (``mock_meta.retry_profile``); seconds are finite."""
+
+    base: str | None = Field(default=None, max_length=100, description="Start from this profile.")
+    name: str | None = Field(default=None, max_length=100)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=120)
+    success: SuccessRule | None = None
+    immediate_retries: int | None = Field(default=None, ge=0, le=100)
+    retry_delays: list[float] | None = Field(default=None, max_length=1000)
+    repeat_delay: float | None = Field(default=None, gt=0)
+    alert_after: float | None = Field(default=None, gt=0)
+    disable_after: float | None = Field(default=None, gt=0)
+    give_up_after: float | None = Field(default=None, gt=0)
+
+
+class ChaosUpdate(_Strict):
+    """A partial change of delivery chaos; absent keys keep their value."""
+
+    seed: int | None = Field(default=None, description="null picks a random seed (shown after).")
+    duplicate_probability: float | None = Field(default=None, ge=0, le=1)
+    reorder_probability: float | None = Field(default=None, ge=0, le=1)
+    batch_max_entries: int | None = Field(default=None, ge=1, le=1000)
+    signature: SignatureMode | None = None
+
+
 class SettingsUpdate(_Strict):
     delivery_timeout_seconds: float | None = Field(default=None, gt=0, le=120)
     success_rule: Literal["exact_200", "any_2xx"] | None = None
-    retry_profile: str | dict[str, Any] | None = Field(
-        default=None, description="A profile name, or a dict of overrides (optionally with 'base')."
+    retry_profile: str | RetryProfileUpdate | None = Field(
+        default=None, description="A profile name, or overrides (optionally over a named 'base')."
     )
     rate_limit_per_page_per_second: int | None = Field(default=None, ge=0, le=1_000_000)
     emit_echoes: bool | None = None

@@ -99,8 +99,8 @@ def parse_send_body(content_type: str, raw: bytes) -> dict[str, Any]:
             raise graph_error(100, None, "Invalid form-encoded body") from exc
         return {key: decode_form_value(value) for key, value in pairs}
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        body = strict_json(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise graph_error(100, None, "Invalid JSON in request body") from exc
     if not isinstance(body, dict):
         raise graph_error(100, None, "The request body must be a JSON object")
@@ -110,10 +110,22 @@ def parse_send_body(content_type: str, raw: bytes) -> dict[str, Any]:
 def decode_form_value(value: str) -> Any:
     if value[:1] in ("{", "["):
         try:
-            return json.loads(value)
-        except ValueError:
+            return strict_json(value)
+        except (ValueError, RecursionError):  # kept as text; the field's check then fails
             return value
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(raw: str | bytes) -> Any:
+    """``json.loads`` without NaN/Infinity (not JSON; Meta's parser refuses them).
+
+    A body nested past the interpreter's limit raises ``RecursionError``; callers map it.
+    """
+    return json.loads(raw, parse_constant=_no_constant)
 
 
 def extract_token(
