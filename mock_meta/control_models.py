@@ -205,6 +205,9 @@ class SettingsUpdate(_Strict):
     require_messaging_type: bool | None = None
     window_seconds: float | None = Field(default=None, gt=0)
     human_agent_window_seconds: float | None = Field(default=None, gt=0)
+    expired_graph_versions: Literal["upgrade", "reject"] | None = Field(
+        default=None, description="Expired Graph versions: served by the oldest, or refused."
+    )
 
 
 class ClockResume(_Strict):

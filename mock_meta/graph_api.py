@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer
+from mock_meta.graph_body import body_limit, decode_form_value, read_fields
+from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer, observed_headers
 from mock_meta.graph_errors import GraphError, base_headers, graph_error, new_fbtrace_id
 from mock_meta.graph_nodes import (
     app_subscriptions,
@@ -30,10 +32,9 @@ from mock_meta.graph_nodes import (
     page_subscribed_apps,
 )
 from mock_meta.graph_send import handle_send
+from mock_meta.graph_versions import serve_version
 from mock_meta.runtime import MockRuntime
-from mock_meta.send_validation import decode_form_value, parse_send_body
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 50
 _VERSION = re.compile(r"^v\d{1,3}(\.\d{1,3})?$")
 _METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH")
@@ -70,20 +71,28 @@ class GraphSurface:
         version, segments = split_version([s for s in path.split("/") if s])
         served = version or self.rt.settings.graph_version
         try:
-            raw = await _read_body(request)
-            fields = parse_send_body(request.headers.get("content-type", ""), raw)
+            served = self._served_version(served)
+            content_type = request.headers.get("content-type", "")
+            raw = await _read_body(request, body_limit(content_type))
             call = GraphCall(
                 method=request.method,
                 segments=segments,
                 query=dict(request.query_params),
-                fields=fields,
+                fields=await read_fields(content_type, raw),
                 authorization=request.headers.get("authorization"),
                 version=served,
+                path=path[:500],
+                requested_version=version,
+                headers=observed_headers(request.headers),
             )
             answer = await dispatch(self.rt, call)
         except GraphError as err:
             answer = error_answer(err)
         await _http_response(answer, served, trace_id)(scope, receive, send)
+
+    def _served_version(self, version: str) -> str:
+        today = datetime.fromtimestamp(self.rt.clock.now(), UTC).date()
+        return serve_version(version, today=today, expired=self.rt.policy.expired_graph_versions)
 
 
 async def dispatch(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
@@ -164,22 +173,38 @@ def _batch_call(item: Any, parent: GraphCall) -> GraphCall | GraphError:
         fields = {k: decode_form_value(v) for k, v in parse_qsl(str(body), keep_blank_values=True)}
     except ValueError:
         return graph_error(100, None, "Invalid batch item body")
-    # The batch's own token applies to items that carry none.
+    # The batch's own token applies to items that carry none, and so does its
+    # appsecret_proof: that proof is of the batch token (what SDKs and our bot send).
     token = parent.token()
-    if token and "access_token" not in query and "access_token" not in fields:
+    inherited = bool(token) and "access_token" not in query and "access_token" not in fields
+    if inherited:
         fields["access_token"] = token
-    return GraphCall(method, segments, query, fields, None, parent.version)
+        proof = parent.param("appsecret_proof")
+        if proof is not None and "appsecret_proof" not in query:
+            fields.setdefault("appsecret_proof", proof)
+    return GraphCall(
+        method,
+        segments,
+        query,
+        fields,
+        None,
+        parent.version,
+        path=url.path[:500],
+        requested_version=parent.requested_version,
+        headers=parent.headers,
+        inherited_token=inherited,
+    )
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise graph_error(100, None, "Request body is too large")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise graph_error(100, None, "Request body is too large")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -13,11 +13,14 @@ from typing import Any
 
 import httpx
 
+from mock_meta.attachments import AttachmentStore, echo_attachments
 from mock_meta.builders import BuiltEvent, EventBuilder
 from mock_meta.chaos import Chaos
 from mock_meta.clock import ControllableClock
 from mock_meta.delivery import AppTarget, DeliveryEngine
 from mock_meta.faults import FaultBook
+from mock_meta.graph_body import UploadedFile
+from mock_meta.graph_versions import ExpiredVersionPolicy
 from mock_meta.handshake import HandshakeResult, verify_callback
 from mock_meta.journal import Journal
 from mock_meta.metrics import MockMetrics
@@ -40,6 +43,7 @@ class Policy:
     require_messaging_type: bool
     window_seconds: float
     human_agent_window_seconds: float
+    expired_graph_versions: ExpiredVersionPolicy
 
     @classmethod
     def from_settings(cls, settings: MockSettings) -> Policy:
@@ -98,6 +102,7 @@ class MockRuntime:
         self.state = PlatformState.from_settings(settings, metrics=metrics)
         self.journal = Journal(clock, metrics, retention=settings.journal_max_entries)
         self.faults = FaultBook()
+        self.attachments = AttachmentStore()
         self.limiter = PageRateLimiter(settings.rate_limit_per_page_per_second)
         self.policy = Policy.from_settings(settings)
         self.builder = EventBuilder(clock, random.Random())
@@ -141,19 +146,22 @@ class MockRuntime:
             event_type=built.event_type.value,
         )
 
-    def emit_receipts(self, valid: ValidSend, message_id: str) -> None:
+    def emit_receipts(
+        self, valid: ValidSend, message_id: str, *, upload: UploadedFile | None = None
+    ) -> None:
         """After a sent message: echo, then delivery, then (optionally) read — if subscribed."""
         policy = self.policy
         message = valid.message or {}
         if policy.emit_echoes:
-            attachment = message.get("attachment")
             self.deliver(
                 self.builder.echo(
                     valid.page_id,
                     valid.psid,
                     app_id=valid.app_id,
                     text=message.get("text"),
-                    attachments=[attachment] if isinstance(attachment, dict) else None,
+                    attachments=echo_attachments(
+                        message, self.attachments, valid.page_id, upload=upload
+                    ),
                     metadata=message.get("metadata"),
                     mid=message_id,
                 )
@@ -191,6 +199,7 @@ class MockRuntime:
         self.engine.reset()
         self.journal.clear()
         self.faults.reset()
+        self.attachments.clear()
         self.chaos.configure(type(self.chaos.config)())
         self.clock.reset()
         self.limiter.configure(self.settings.rate_limit_per_page_per_second)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from mock_meta.graph_body import parse_send_body
 from mock_meta.graph_errors import GraphError
 from mock_meta.send_validation import (
     SendRules,
@@ -15,7 +16,6 @@ from mock_meta.send_validation import (
     appsecret_proof,
     authorize,
     extract_token,
-    parse_send_body,
     validate_send,
 )
 from mock_meta.settings import MockSettings
