@@ -14,7 +14,7 @@ a Send API call naming an unknown or foreign id fails with 100/2018074. Pure: ti
 
 from __future__ import annotations
 
-import random
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +36,6 @@ class SavedAttachment:
     saved_at: float
 
 
-def _random_ids() -> Iterator[str]:
-    rng = random.Random()
-    while True:
-        yield str(rng.randrange(10**15, 10**16))
-
-
 def cdn_url(upload: UploadedFile) -> str:
     """Where Meta would host an uploaded file (the mock keeps no bytes, only the hash)."""
     return f"{_CDN}/{upload.sha256[:24]}/{upload.filename or 'file'}"
@@ -51,7 +45,7 @@ class AttachmentStore:
     """Reusable attachments per Page; ids expire after :data:`TTL_SECONDS` of platform time."""
 
     def __init__(self, ids: Iterator[str] | None = None) -> None:
-        self._ids = ids or _random_ids()
+        self._ids = ids or (str(n) for n in itertools.count(1_857_777_774_821_032))
         self._saved: dict[str, SavedAttachment] = {}
 
     def save(self, page_id: str, type_: str, url: str, *, now: float) -> str:

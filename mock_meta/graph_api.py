@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mock_meta.graph_assets import is_persona, page_personas, persona_node, upload_attachment
 from mock_meta.graph_body import body_limit, decode_form_value, read_fields
 from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer, observed_headers
 from mock_meta.graph_errors import GraphError, base_headers, graph_error, new_fbtrace_id
@@ -98,13 +99,13 @@ class GraphSurface:
 async def dispatch(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     """Route one Graph call (direct or from a batch) to its handler."""
     try:
-        handler = _route(call)
+        handler = _route(rt, call)
         return await handler(rt, call)
     except GraphError as err:
         return error_answer(err)
 
 
-def _route(call: GraphCall) -> Handler:
+def _route(rt: MockRuntime, call: GraphCall) -> Handler:
     seg, method = call.segments, call.method
     if not seg:
         if method == "POST" and call.param("batch") is not None:
@@ -122,6 +123,12 @@ def _route(call: GraphCall) -> Handler:
             return page_subscribed_apps
         if edge == "messenger_profile" and method in ("GET", "POST", "DELETE"):
             return messenger_profile
+        if edge == "message_attachments" and method == "POST":
+            return upload_attachment
+        if edge == "personas" and method in ("GET", "POST"):
+            return page_personas
+    if len(seg) == 1 and method in ("GET", "DELETE") and is_persona(rt, seg[0]):
+        return persona_node
     if len(seg) == 1 and method == "GET":
         return debug_token if seg[0] == "debug_token" else node_get
     if len(seg) == 1:

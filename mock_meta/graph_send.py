@@ -15,6 +15,7 @@ import weakref
 from typing import Any
 
 from mock_meta.attachments import cdn_url, check_attachment_ids, media_attachments
+from mock_meta.graph_assets import check_persona
 from mock_meta.graph_body import UploadedFile
 from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer
 from mock_meta.graph_errors import GraphError, business_use_case_usage
@@ -50,6 +51,7 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
             now=rt.clock.now(),
             rules=rt.policy.send_rules(),
         )
+        check_persona(rt, valid.page_id, fields)
         if valid.message is not None:
             check_attachment_ids(valid.message, rt.attachments, valid.page_id, now=rt.clock.now())
         late_error: GraphError | None = None

@@ -24,6 +24,7 @@ from mock_meta.graph_versions import ExpiredVersionPolicy
 from mock_meta.handshake import HandshakeResult, verify_callback
 from mock_meta.journal import Journal
 from mock_meta.metrics import MockMetrics
+from mock_meta.personas import PersonaBook
 from mock_meta.rate_limit import PageRateLimiter
 from mock_meta.retry_profile import PROFILES, RetryProfile
 from mock_meta.send_validation import SendRules, ValidSend
@@ -103,6 +104,7 @@ class MockRuntime:
         self.journal = Journal(clock, metrics, retention=settings.journal_max_entries)
         self.faults = FaultBook()
         self.attachments = AttachmentStore()
+        self.personas = PersonaBook()
         self.limiter = PageRateLimiter(settings.rate_limit_per_page_per_second)
         self.policy = Policy.from_settings(settings)
         self.builder = EventBuilder(clock, random.Random())
@@ -200,6 +202,7 @@ class MockRuntime:
         self.journal.clear()
         self.faults.reset()
         self.attachments.clear()
+        self.personas.clear()
         self.chaos.configure(type(self.chaos.config)())
         self.clock.reset()
         self.limiter.configure(self.settings.rate_limit_per_page_per_second)
