@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from mock_meta.graph_body import UploadedFile
 from mock_meta.graph_errors import GraphError, graph_error
+from mock_meta.templates import check_template
 
 MAX_TEXT_CHARS = 2000
 MAX_QUICK_REPLIES = 13
@@ -274,10 +275,12 @@ def _check_attachment(attachment: Any, *, has_upload: bool = False) -> None:
     payload = attachment.get("payload")
     if not isinstance(payload, dict):
         raise graph_error(100, None, "param message[attachment][payload] must be a JSON object")
-    if attachment["type"] == "template" and not isinstance(payload.get("template_type"), str):
-        raise graph_error(
-            100, None, "param message[attachment][payload][template_type] is required"
-        )
+    if attachment["type"] == "template":
+        if not isinstance(payload.get("template_type"), str):
+            raise graph_error(
+                100, None, "param message[attachment][payload][template_type] is required"
+            )
+        check_template(payload)
     # A multipart call's ``filedata`` part is the file itself (reference §5.1).
     if attachment["type"] != "template" and not (
         payload.get("url") or payload.get("attachment_id") or has_upload

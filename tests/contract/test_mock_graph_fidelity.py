@@ -248,3 +248,19 @@ async def test_personas_are_created_listed_used_in_sends_and_soft_deleted(mock: 
 async def test_a_persona_needs_a_short_name_and_a_picture(mock: Mock, body: dict[str, str]) -> None:
     r = await mock.client.post(f"/v25.0/me/personas?access_token={TOKEN}", json=body)
     assert r.status_code == 400 and r.json()["error"]["code"] == 100
+
+
+# --- templates (reference §5.4) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("elements", "status"), [(10, 200), (11, 400)])
+async def test_a_generic_template_holds_at_most_10_elements(
+    mock: Mock, elements: int, status: int
+) -> None:
+    cards = [{"title": f"Card {n}"} for n in range(elements)]
+    payload = {"template_type": "generic", "elements": cards}
+    message = {"attachment": {"type": "template", "payload": payload}}
+    r = await mock.client.post(SEND, json={**text_body(), "message": message})
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert r.json()["error"]["code"] == 100 and "elements" in r.json()["error"]["message"]

@@ -183,7 +183,8 @@ def test_retired_tags_are_error_100_while_enforcement_is_on(state: PlatformState
 def test_customer_feedback_tag_needs_the_feedback_template(state: PlatformState) -> None:
     body = text(messaging_type="MESSAGE_TAG", tag="CUSTOMER_FEEDBACK")
     assert error_of(state, body) == (100, None)
-    template = {"type": "template", "payload": {"template_type": "customer_feedback"}}
+    feedback = {"template_type": "customer_feedback", "title": "Rate us", "button_title": "Rate"}
+    template = {"type": "template", "payload": feedback}
     body = {
         "recipient": {"id": PSID},
         "messaging_type": "MESSAGE_TAG",
