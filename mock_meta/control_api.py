@@ -163,6 +163,7 @@ def build_router(rt: MockRuntime) -> APIRouter:
         rt.journal.record_action(psid, page_id, key, body.type, expects_reply=built.expects_reply)
         if body.type in WINDOW_OPENING:
             rt.state.record_inbound(page_id, psid, rt.clock.now())
+        rt.note_owner_change(built)
         delivery_ids = rt.deliver_action(built, mid=key)
         return {
             "mid": built.mid,

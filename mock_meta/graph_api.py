@@ -33,6 +33,12 @@ from mock_meta.graph_nodes import (
     page_subscribed_apps,
 )
 from mock_meta.graph_send import handle_send
+from mock_meta.graph_threads import (
+    THREAD_EDGES,
+    secondary_receivers,
+    thread_control,
+    thread_owner,
+)
 from mock_meta.graph_versions import serve_version
 from mock_meta.runtime import MockRuntime
 
@@ -127,6 +133,12 @@ def _route(rt: MockRuntime, call: GraphCall) -> Handler:
             return upload_attachment
         if edge == "personas" and method in ("GET", "POST"):
             return page_personas
+        if edge in THREAD_EDGES and method == "POST":
+            return thread_control
+        if edge == "thread_owner" and method == "GET":
+            return thread_owner
+        if edge == "secondary_receivers" and method == "GET":
+            return secondary_receivers
     if len(seg) == 1 and method in ("GET", "DELETE") and is_persona(rt, seg[0]):
         return persona_node
     if len(seg) == 1 and method == "GET":

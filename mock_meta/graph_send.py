@@ -52,6 +52,8 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
             rules=rt.policy.send_rules(),
         )
         check_persona(rt, valid.page_id, fields)
+        if rt.thread_owner(valid.page_id, valid.psid) not in (None, valid.app_id):
+            raise GraphError(2018300)  # another app owns the conversation (reference §9.7)
         if valid.message is not None:
             check_attachment_ids(valid.message, rt.attachments, valid.page_id, now=rt.clock.now())
         late_error: GraphError | None = None

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from mock_meta.app import create_app
+from mock_meta.client import MockMetaClient
 from mock_meta.clock import ControllableClock
 from mock_meta.runtime import MockRuntime
 from mock_meta.settings import MockSettings
@@ -49,6 +50,11 @@ class Mock:
     clock: ControllableClock
     webhooks: Webhooks
     registry: CollectorRegistry
+    transport: httpx.AsyncBaseTransport
+
+    def control(self) -> MockMetaClient:
+        """A control-API client for this in-process mock."""
+        return MockMetaClient("http://mock", transport=self.transport)
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ async def mock() -> AsyncIterator[Mock]:
             runtime: MockRuntime = app.state.runtime
             # The user wrote a minute ago: the 24 h window is open.
             runtime.state.record_inbound(PAGE, PSID, clock.now() - 60)
-            yield Mock(client, runtime, clock, webhooks, registry)
+            yield Mock(client, runtime, clock, webhooks, registry, transport)
     await hooks.aclose()
 
 
