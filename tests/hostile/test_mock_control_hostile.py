@@ -54,10 +54,18 @@ HOSTILE_CONTROL = [
     ("GET", "/_mock/wait/delivery?mid=m&timeout=inf", b""),
 ]
 
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data; boundary=xyz"
+# (path, content type, raw body): Graph answers (#100) in its envelope, never a 500.
 HOSTILE_GRAPH = [
-    ("POST", GRAPH_BATCH, {"batch": "[" * DEEP + "]" * DEEP}),
-    ("POST", GRAPH_BATCH, {"batch": "[" * 100_000 + "]" * 100_000}),
-    ("POST", GRAPH_SEND, {"recipient": '{"id": NaN}', "message": '{"text": "hi"}'}),
+    (GRAPH_BATCH, FORM, b"batch=" + b"%5B" * DEEP + b"%5D" * DEEP),
+    (GRAPH_BATCH, FORM, b"batch=" + b"%5B" * 100_000 + b"%5D" * 100_000),
+    (GRAPH_SEND, FORM, b"recipient=%7B%22id%22%3A+NaN%7D&message=%7B%22text%22%3A%22hi%22%7D"),
+    (GRAPH_SEND, "application/json", b'{"recipient": {"id": Infinity}, "message": {"text": "x"}}'),
+    (GRAPH_SEND, "application/json", b"[" * 100_000 + b"]" * 100_000),
+    (GRAPH_SEND, "multipart/form-data", b"--xyz\r\n"),
+    (GRAPH_SEND, MULTIPART, b"--xyz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--xyz--\r\n"),
+    (GRAPH_SEND, MULTIPART, b"not multipart at all"),
 ]
 
 
@@ -131,11 +139,15 @@ async def test_hostile_control_bodies_get_an_encodable_4xx_on_a_kept_connection(
     assert _client_port(action) == port
 
 
-async def test_hostile_graph_bodies_get_graph_errors_not_500(world: World) -> None:
-    for method, path, form in HOSTILE_GRAPH:
-        response = await world.http.request(method, path, data=form)
-        assert response.status_code == 400, (path, response.text)
-        assert response.json()["error"]["code"] == 100
+async def test_hostile_graph_bodies_get_graph_errors_on_a_kept_connection(world: World) -> None:
+    port = _client_port(await world.http.get("/_mock/health"))
+    for path, content_type, body in HOSTILE_GRAPH:
+        headers = {"content-type": content_type}
+        response = await world.http.post(path, content=body, headers=headers)
+        case = f"{content_type} {body[:40]!r}"
+        assert response.status_code == 400, (case, response.text)
+        assert response.json()["error"]["code"] == 100, case
+        assert _client_port(response) == port, f"connection was reset after {case}"
 
 
 async def test_nan_delivery_timeout_is_refused_and_deliveries_still_settle(world: World) -> None:
