@@ -70,6 +70,8 @@ class AttachmentStore:
 
 def media_attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Every non-template attachment of a Send API message (``attachment`` or ``attachments``)."""
+    if "attachment" not in message and "attachments" not in message:
+        return []  # the usual text reply, on the Send API's hot path
     items = message.get("attachments") or []
     single = message.get("attachment")
     if isinstance(single, dict):

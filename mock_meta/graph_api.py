@@ -9,6 +9,7 @@ same handlers as direct calls. Unknown paths answer Graph's 400 envelopes, never
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -39,7 +40,7 @@ from mock_meta.graph_threads import (
     thread_control,
     thread_owner,
 )
-from mock_meta.graph_versions import serve_version
+from mock_meta.graph_versions import ExpiredVersionPolicy, serve_version
 from mock_meta.runtime import MockRuntime
 
 MAX_BATCH = 50
@@ -90,7 +91,7 @@ class GraphSurface:
                 version=served,
                 path=path[:500],
                 requested_version=version,
-                headers=observed_headers(request.headers),
+                headers=observed_headers(scope.get("headers", ())),
             )
             answer = await dispatch(self.rt, call)
         except GraphError as err:
@@ -100,6 +101,13 @@ class GraphSurface:
     def _served_version(self, version: str) -> str:
         today = datetime.fromtimestamp(self.rt.clock.now(), UTC).date()
         return serve_version(version, today=today, expired=self.rt.policy.expired_graph_versions)
+
+
+@functools.lru_cache(maxsize=256)
+def _serve_on_day(version: str, day: int, expired: ExpiredVersionPolicy) -> str:
+    # Cached: a pure function of its arguments, on every Graph call (errors are not cached).
+    today = datetime.fromtimestamp(day * 86_400, UTC).date()
+    return serve_version(version, today=today, expired=expired)
 
 
 async def dispatch(rt: MockRuntime, call: GraphCall) -> GraphAnswer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,9 +68,19 @@ class GraphCall:
 _CREDENTIALS = frozenset({"access_token", "appsecret_proof"})
 
 
-def observed_headers(headers: Any) -> dict[str, str]:
-    """The :data:`OBSERVED_HEADERS` present in a request's headers (values capped)."""
-    return {name: headers[name][:512] for name in OBSERVED_HEADERS if name in headers}
+_OBSERVED = frozenset(name.encode() for name in OBSERVED_HEADERS)
+
+
+def observed_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The :data:`OBSERVED_HEADERS` among an ASGI scope's raw headers (values capped).
+
+    One pass over the raw pairs: this runs on every Send API call.
+    """
+    return {
+        name.decode("latin-1"): value[:512].decode("latin-1")
+        for name, value in raw
+        if name in _OBSERVED
+    }
 
 
 @dataclass
