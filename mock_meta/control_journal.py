@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from mock_meta.control_errors import SafeJSONResponse
 from mock_meta.control_responses import JournalPage
 from mock_meta.runtime import MockRuntime
 
@@ -35,7 +36,7 @@ def build_journal_router(rt: MockRuntime) -> APIRouter:
         mid: Id = None,
         app_id: Id = None,
         limit: Annotated[int, Query(ge=1, le=MAX_JOURNAL_ITEMS)] = 1000,
-    ) -> dict[str, Any]:
+    ) -> Any:
         """``kind`` is one of deliveries, sends, alerts, subscriptions, actions. A send
         records how it was called (``call``: path, version, token source, trace headers)."""
         if kind not in JOURNAL_KINDS:
@@ -49,6 +50,8 @@ def build_journal_router(rt: MockRuntime) -> APIRouter:
             filters.pop("app_id")
         records = getattr(rt.journal, kind)(**filters)
         items = [r.to_dict() for r in records[-limit:]]
-        return {"items": items, "count": len(items), "total": len(records)}
+        # Rendered directly, not through the model: records hold whatever a bot sent, which
+        # pydantic cannot serialise when a key is a lone surrogate.
+        return SafeJSONResponse({"items": items, "count": len(items), "total": len(records)})
 
     return router

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -93,12 +94,19 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400 overflows to inf: no finite number, so not what was meant
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
 def strict_json(raw: str | bytes) -> Any:
-    """``json.loads`` without NaN/Infinity (not JSON; Meta's parser refuses them).
+    """``json.loads`` with finite numbers only (NaN, Infinity and 1e400 are refused).
 
     A body nested past the interpreter's limit raises ``RecursionError``; callers map it.
     """
-    return json.loads(raw, parse_constant=_no_constant)
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
 
 
 async def read_fields(content_type: str, raw: bytes) -> dict[str, Any]:

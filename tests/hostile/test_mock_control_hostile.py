@@ -63,6 +63,7 @@ HOSTILE_GRAPH = [
     (GRAPH_SEND, FORM, b"recipient=%7B%22id%22%3A+NaN%7D&message=%7B%22text%22%3A%22hi%22%7D"),
     (GRAPH_SEND, "application/json", b'{"recipient": {"id": Infinity}, "message": {"text": "x"}}'),
     (GRAPH_SEND, "application/json", b"[" * 100_000 + b"]" * 100_000),
+    (GRAPH_SEND, "application/json", b'{"recipient": {"id": 1e400}, "message": {"text": "x"}}'),
     (GRAPH_SEND, "multipart/form-data", b"--xyz\r\n"),
     (GRAPH_SEND, MULTIPART, b"--xyz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--xyz--\r\n"),
     (GRAPH_SEND, MULTIPART, b"not multipart at all"),
@@ -148,6 +149,8 @@ async def test_hostile_graph_bodies_get_graph_errors_on_a_kept_connection(world:
         assert response.status_code == 400, (case, response.text)
         assert response.json()["error"]["code"] == 100, case
         assert _client_port(response) == port, f"connection was reset after {case}"
+    journal = await world.http.get("/_mock/journal/sends")  # what was refused stays readable
+    assert journal.status_code == 200
 
 
 async def test_nan_delivery_timeout_is_refused_and_deliveries_still_settle(world: World) -> None:
@@ -177,7 +180,8 @@ async def test_a_lone_surrogate_the_bot_sent_is_journalled_and_readable(world: W
     await world.http.post("/_mock/users", json={"psid": "77", "open_window": True})
     sent = await world.http.post(
         GRAPH_SEND,
-        content=b'{"recipient":{"id":"77"},"messaging_type":"RESPONSE","message":{"text":"\\ud83d"}}',
+        content=b'{"recipient":{"id":"77"},"messaging_type":"RESPONSE","message":{"text":"\\ud83d"},'
+        b'"\\udfff":1}',
         headers={"content-type": "application/json"},
     )
     assert sent.status_code == 200, sent.text
