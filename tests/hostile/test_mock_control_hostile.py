@@ -8,6 +8,7 @@ connection open, and leave the mock working: a good action afterwards is still d
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -188,3 +189,52 @@ async def test_a_lone_surrogate_the_bot_sent_is_journalled_and_readable(world: W
     journal = await world.http.get("/_mock/journal/sends", params={"psid": "77"})
     assert journal.status_code == 200
     assert journal.json()["items"][-1]["request"]["message"]["text"] == "\ud83d"
+
+
+FUZZ_ROUTES = [
+    ("POST", ACTIONS),
+    ("PUT", "/_mock/chaos"),
+    ("PUT", "/_mock/settings"),
+    ("POST", "/_mock/faults"),
+    ("POST", "/_mock/clock/advance"),
+    ("POST", "/_mock/clock/resume"),
+    ("POST", "/_mock/users"),
+    ("POST", "/_mock/apps"),
+    ("POST", GRAPH_SEND),
+    ("POST", GRAPH_BATCH),
+    ("POST", f"/v25.0/me/personas?access_token={DEFAULT_PAGE_TOKEN}"),
+    ("POST", f"/v25.0/me/pass_thread_control?access_token={DEFAULT_PAGE_TOKEN}"),
+    ("POST", f"/v25.0/me/message_attachments?access_token={DEFAULT_PAGE_TOKEN}"),
+]
+FUZZ_KEYS = [
+    "type", "text", "seconds", "rate", "seed", "retry_profile", "window_seconds", "code",
+    "probability", "psid", "page_id", "name", "secret", "recipient", "message", "batch",
+    "target_app_id", "count", "score", "mode", "sender_action", "persona_id", "tag",
+]  # fmt: skip
+FUZZ_VALUES = [
+    b"1e400", b"-1e400", b"1" + b"0" * 5000, b'"\\ud800"', b'{"\\udc00": 1}', b"null",
+    b"true", b"[]", b"{}", b'"x"', b"-1", b"0", b"1.5", b"[[[[[[]]]]]]", b'{"id": NaN}',
+    b'"' + b"a" * 50_000 + b'"',
+]  # fmt: skip
+KINDS = [b"text", b"reaction", b"feedback", b"postback", b"handover", b"attachment"]
+
+
+async def test_seeded_fuzz_of_control_and_graph_bodies_never_answers_5xx(world: World) -> None:
+    rng = random.Random(7)
+    for _ in range(400):
+        method, path = rng.choice(FUZZ_ROUTES)
+        parts = [
+            b'"%s": %s' % (rng.choice(FUZZ_KEYS).encode(), rng.choice(FUZZ_VALUES))
+            for _ in range(rng.randint(1, 4))
+        ]
+        if path == ACTIONS and rng.random() < 0.7:
+            parts.append(b'"type": "%s"' % rng.choice(KINDS))
+        body = b"{" + b", ".join(parts) + b"}"
+        response = await world.http.request(
+            method, path, content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code < 500, (path, body[:200], response.text[:200])
+    for journal in ("sends", "actions", "deliveries"):
+        assert (await world.http.get(f"/_mock/journal/{journal}")).status_code == 200
+    for view in ("/_mock/config", "/_mock/settings", "/_mock/chaos", "/_mock/faults"):
+        assert (await world.http.get(view)).status_code == 200
