@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
+from bot.metrics import BotMetrics
+from bot.send_api import HttpSendApi
+from bot.settings import BotSettings
+from mock_meta.app import create_app
+from mock_meta.runtime import MockRuntime
 from mock_meta.send_validation import appsecret_proof
+from mock_meta.settings import MockSettings
 from tests.contract.graph_mock import APP, PAGE, PSID, TOKEN, Mock, mock, text_body
+from tests.contract.test_send_api_batch import GatedTransport, until
 
 __all__ = ["mock"]  # the fixture, imported for pytest
 
@@ -264,3 +274,37 @@ async def test_a_generic_template_holds_at_most_10_elements(
     assert r.status_code == status, r.text
     if status == 400:
         assert r.json()["error"]["code"] == 100 and "elements" in r.json()["error"]["message"]
+
+
+async def test_our_bots_batches_with_a_proof_reach_users_when_the_app_secret_is_required() -> None:
+    """The shape the bot sends (a batch with top-level token and appsecret_proof) passes."""
+    hooks = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    settings = MockSettings(require_appsecret_proof=True)
+    app = create_app(settings, registry=CollectorRegistry(), http_client=hooks)
+    async with app.router.lifespan_context(app):
+        runtime: MockRuntime = app.state.runtime
+        psids = [runtime.state.create_user(page_id=PAGE).psid for _ in range(4)]
+        for psid in psids:
+            runtime.state.record_inbound(PAGE, psid, runtime.clock.now())
+        transport = GatedTransport(app)
+        bot_settings = BotSettings(
+            verify_token="test_verify_token",
+            app_secret="test_app_secret",
+            page_access_token=TOKEN,
+            page_id=PAGE,
+            graph_api_base="http://mock",
+            appsecret_proof=True,
+            send_max_in_flight=1,
+        )
+        api = HttpSendApi(bot_settings, BotMetrics(CollectorRegistry()), transport=transport)
+        try:
+            first = asyncio.create_task(api.send(PAGE, psids[0], {"text": "hi"}))
+            rest = [asyncio.create_task(api.send(PAGE, p, {"text": "hi"})) for p in psids[1:]]
+            await until(lambda: api.queued >= len(rest))
+            transport.gate.set()
+            results = await asyncio.gather(first, *rest)
+        finally:
+            await api.aclose()
+    await hooks.aclose()
+    assert transport.paths == [f"/v25.0/{PAGE}/messages", "/v25.0/"]
+    assert [r.ok for r in results] == [True] * 4, results
