@@ -99,8 +99,8 @@ class GraphSurface:
         await _http_response(answer, served, trace_id)(scope, receive, send)
 
     def _served_version(self, version: str) -> str:
-        today = datetime.fromtimestamp(self.rt.clock.now(), UTC).date()
-        return serve_version(version, today=today, expired=self.rt.policy.expired_graph_versions)
+        day = int(self.rt.clock.now() // 86_400)
+        return _serve_on_day(version, day, self.rt.policy.expired_graph_versions)
 
 
 @functools.lru_cache(maxsize=256)
