@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from mock_meta.actions import WINDOW_OPENING, build_action
+from mock_meta.control_errors import SafeJSONResponse
 from mock_meta.control_models import UserAction
 from mock_meta.control_responses import ActionAccepted
 from mock_meta.runtime import MockRuntime
@@ -26,7 +27,7 @@ def build_users_router(rt: MockRuntime) -> APIRouter:
             404: {"description": "unknown user, or not on that page"},
         },
     )
-    async def user_action(psid: str, body: UserAction) -> dict[str, Any]:
+    async def user_action(psid: str, body: UserAction) -> Any:
         """One model per ``type`` (see the schemas); the event is queued for every app on the
         page (the thread owner on ``messaging[]``, the others on ``standby[]``). Wait for
         the bot's answer with ``/_mock/wait/reply?psid=&mid=<action_id>``."""
@@ -53,14 +54,17 @@ def build_users_router(rt: MockRuntime) -> APIRouter:
             rt.state.record_inbound(page_id, psid, rt.clock.now())
         rt.note_owner_change(built)
         delivery_ids = rt.deliver_action(built, mid=key)
-        return {
-            "mid": built.mid,
-            "action_id": key,
-            "timestamp": built.timestamp_ms,
-            "delivery_id": delivery_ids[0] if delivery_ids else None,
-            "delivery_ids": delivery_ids,
-            "event": built.event,
-        }
+        # Rendered directly (the model documents it): this is the load tests' hot path.
+        return SafeJSONResponse(
+            {
+                "mid": built.mid,
+                "action_id": key,
+                "timestamp": built.timestamp_ms,
+                "delivery_id": delivery_ids[0] if delivery_ids else None,
+                "delivery_ids": delivery_ids,
+                "event": built.event,
+            }
+        )
 
     return router
 
