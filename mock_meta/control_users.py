@@ -53,6 +53,7 @@ def build_users_router(rt: MockRuntime) -> APIRouter:
         if body.type in WINDOW_OPENING:
             rt.state.record_inbound(page_id, psid, rt.clock.now())
         rt.note_owner_change(built)
+        rt.threads.touch(page_id, psid, now=rt.clock.now())
         delivery_ids = rt.deliver_action(built, mid=key)
         # Rendered directly (the model documents it): this is the load tests' hot path.
         return SafeJSONResponse(

@@ -19,6 +19,7 @@ from mock_meta.graph_assets import check_persona
 from mock_meta.graph_body import UploadedFile
 from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer
 from mock_meta.graph_errors import GraphError, business_use_case_usage
+from mock_meta.graph_threads import send_thread_control
 from mock_meta.metrics import MockMetrics, send_error_code_label
 from mock_meta.runtime import MockRuntime
 from mock_meta.send_validation import ValidSend, authorize, validate_send
@@ -54,6 +55,7 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
         check_persona(rt, valid.page_id, fields)
         if rt.thread_owner(valid.page_id, valid.psid) not in (None, valid.app_id):
             raise GraphError(2018300)  # another app owns the conversation (reference §9.7)
+        routing = send_thread_control(rt, valid.page_id, valid.psid, valid.app_id, fields)
         if valid.message is not None:
             check_attachment_ids(valid.message, rt.attachments, valid.page_id, now=rt.clock.now())
         late_error: GraphError | None = None
@@ -71,6 +73,9 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
             raise GraphError(613)
         answer = _succeed(rt, call, valid, fields)
         sent = True
+        rt.threads.touch(valid.page_id, valid.psid, now=rt.clock.now())
+        if routing is not None:
+            routing()
         if late_error is not None:  # sent, but the caller is told it failed (1/1357046)
             raise late_error
     except GraphError as err:

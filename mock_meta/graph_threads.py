@@ -9,6 +9,8 @@ owned by the caller; the new owner gets ``pass_thread_control``, a displaced own
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mock_meta.builders import PAGE_INBOX_APP_ID
@@ -29,78 +31,114 @@ THREAD_EDGES = frozenset(
         "extend_thread_control",
     }
 )
-_SUCCESS = GraphAnswer(200, {"success": True})
 
 
-class _Thread:
-    """The addressed conversation: the caller's grant, the user, the current owner."""
+@dataclass(frozen=True)
+class Conversation:
+    """One thread as an app sees it: the caller and the current owner (None: idle)."""
 
-    def __init__(self, rt: MockRuntime, call: GraphCall) -> None:
-        self.grant: TokenGrant = page_of(rt, call)
-        self.page_id = self.grant.page_id
-        self.caller = self.grant.app_id
-        recipient = call.param("recipient")
-        psid = recipient.get("id") if isinstance(recipient, dict) else None
-        if not isinstance(psid, str | int) or not rt.state.has_user(self.page_id, str(psid)):
-            raise graph_error(100, 2018001)
-        self.psid = str(psid)
-        self.owner = rt.thread_owner(self.page_id, self.psid)
-        metadata = call.param("metadata")
-        self.metadata = str(metadata)[:1000] if metadata is not None else None
+    page_id: str
+    psid: str
+    caller: str
+    owner: str | None
 
     def require_owner_or_idle(self) -> None:
         if self.owner not in (None, self.caller):
             raise GraphError(2018300)
 
 
+def _conversation(rt: MockRuntime, call: GraphCall) -> Conversation:
+    grant: TokenGrant = page_of(rt, call)
+    recipient = call.param("recipient")
+    psid = recipient.get("id") if isinstance(recipient, dict) else None
+    if not isinstance(psid, str | int) or not rt.state.has_user(grant.page_id, str(psid)):
+        raise graph_error(100, 2018001)
+    owner = rt.thread_owner(grant.page_id, str(psid))
+    return Conversation(grant.page_id, str(psid), grant.app_id, owner)
+
+
+def check_pass(rt: MockRuntime, conv: Conversation, target: str) -> None:
+    """Passing needs the thread idle or ours, and a target connected to the Page."""
+    conv.require_owner_or_idle()
+    if target != PAGE_INBOX and target not in rt.state.pages[conv.page_id].subscriptions:
+        raise graph_error(100, 2018164)
+
+
+def pass_control(rt: MockRuntime, conv: Conversation, target: str, metadata: str | None) -> None:
+    rt.threads.set_owner(conv.page_id, conv.psid, target, now=rt.clock.now())
+    notice = rt.builder.pass_thread_control(
+        conv.page_id,
+        conv.psid,
+        previous_owner_app_id=conv.owner,
+        new_owner_app_id=target,
+        metadata=metadata,
+    )
+    rt.deliver_to(target, notice)
+
+
+def release_control(rt: MockRuntime, conv: Conversation) -> None:
+    conv.require_owner_or_idle()
+    rt.threads.set_owner(conv.page_id, conv.psid, None, now=rt.clock.now())
+
+
 async def thread_control(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     """``POST /{page|me}/{pass|take|release|request|extend}_thread_control``."""
-    thread = _Thread(rt, call)
+    conv = _conversation(rt, call)
     edge = call.segments[1]
-    now = rt.clock.now()
+    raw_metadata = call.param("metadata")
+    metadata = str(raw_metadata)[:1000] if raw_metadata is not None else None
     if edge == "pass_thread_control":
-        thread.require_owner_or_idle()
         target = str(call.param("target_app_id", ""))
-        if target != PAGE_INBOX and target not in rt.state.pages[thread.page_id].subscriptions:
-            raise graph_error(100, 2018164)
-        rt.threads.set_owner(thread.page_id, thread.psid, target)
-        notice = rt.builder.pass_thread_control(
-            thread.page_id,
-            thread.psid,
-            previous_owner_app_id=thread.owner,
-            new_owner_app_id=target,
-            metadata=thread.metadata,
-        )
-        rt.deliver_to(target, notice)
+        check_pass(rt, conv, target)
+        pass_control(rt, conv, target, metadata)
     elif edge == "take_thread_control":
-        rt.threads.set_owner(thread.page_id, thread.psid, thread.caller)
-        notice = rt.builder.take_thread_control(
-            thread.page_id,
-            thread.psid,
-            previous_owner_app_id=thread.owner,
-            new_owner_app_id=thread.caller,
-            metadata=thread.metadata,
-        )
-        if thread.owner not in (None, thread.caller):
-            rt.deliver_to(thread.owner, notice)
-    elif edge == "release_thread_control":
-        thread.require_owner_or_idle()
-        rt.threads.set_owner(thread.page_id, thread.psid, None)
-    elif edge == "request_thread_control":
-        if thread.owner not in (None, thread.caller):
-            request = rt.builder.request_thread_control(
-                thread.page_id,
-                thread.psid,
-                requested_owner_app_id=thread.caller,
-                metadata=thread.metadata or "",
+        rt.threads.set_owner(conv.page_id, conv.psid, conv.caller, now=rt.clock.now())
+        if conv.owner not in (None, conv.caller):
+            notice = rt.builder.take_thread_control(
+                conv.page_id,
+                conv.psid,
+                previous_owner_app_id=conv.owner,
+                new_owner_app_id=conv.caller,
+                metadata=metadata,
             )
-            rt.deliver_to(thread.owner, request)
+            rt.deliver_to(conv.owner, notice)
+    elif edge == "release_thread_control":
+        release_control(rt, conv)
+    elif edge == "request_thread_control":
+        if conv.owner not in (None, conv.caller):
+            request = rt.builder.request_thread_control(
+                conv.page_id,
+                conv.psid,
+                requested_owner_app_id=conv.caller,
+                metadata=metadata or "",
+            )
+            rt.deliver_to(conv.owner, request)
     else:  # extend_thread_control
-        if thread.owner != thread.caller:
+        if conv.owner != conv.caller:
             raise GraphError(2018300)
         duration = _duration(call.param("duration"))
-        rt.threads.extend(thread.page_id, thread.psid, duration, now=now)
-    return _SUCCESS
+        rt.threads.extend(conv.page_id, conv.psid, duration, now=rt.clock.now())
+    return GraphAnswer(200, {"success": True})
+
+
+def send_thread_control(
+    rt: MockRuntime, page_id: str, psid: str, app_id: str, fields: dict[str, Any]
+) -> Callable[[], None] | None:
+    """A Send API call's ``thread_control`` (reference §5.2): checked before the message
+    goes out; the returned step applies it once the message was sent."""
+    control = fields.get("thread_control")
+    if control is None:
+        return None
+    kind = control.get("control_type") if isinstance(control, dict) else None
+    conv = Conversation(page_id, psid, app_id, rt.thread_owner(page_id, psid))
+    if kind == "pass":
+        target = str(control.get("app_id", ""))
+        check_pass(rt, conv, target)
+        return lambda: pass_control(rt, conv, target, None)
+    if kind == "release":
+        conv.require_owner_or_idle()
+        return lambda: release_control(rt, conv)
+    raise graph_error(100, None, "param thread_control[control_type] must be pass or release")
 
 
 def _duration(value: Any) -> float:

@@ -155,7 +155,7 @@ class MockRuntime:
             if isinstance(change, dict) and built.psid is not None:
                 new_owner = change.get("new_owner_app_id")
                 owner = None if new_owner is None else str(new_owner)
-                self.threads.set_owner(built.page_id, built.psid, owner)
+                self.threads.set_owner(built.page_id, built.psid, owner, now=self.clock.now())
 
     def thread_owner(self, page_id: str, psid: str | None) -> str | None:
         return None if psid is None else self.threads.owner(page_id, psid, now=self.clock.now())

@@ -15,6 +15,15 @@ __all__ = ["mock"]  # the fixture, imported for pytest
 
 AGENT_APP = "2222222222222222"
 AGENT_TOKEN = "agent_page_token"
+DAY = 24 * 3600
+
+
+class _AnyInt:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_INT = _AnyInt()
 
 
 @pytest.fixture
@@ -61,14 +70,14 @@ async def test_pass_makes_the_target_the_owner_and_notifies_it(mock: Mock, agent
     assert await call(mock, "pass_thread_control", target_app_id=agent, metadata="to agent") == {
         "success": True
     }
-    assert await owner(mock) == [{"thread_owner": {"app_id": agent}}]
+    assert await owner(mock) == [{"thread_owner": {"app_id": agent, "expiration": ANY_INT}}]
     records = mock.runtime.journal.deliveries(app_id=agent)
     assert [r.event_type for r in records] == ["pass_thread_control"]
     # The bot no longer owns the thread: its sends fail until it takes control back.
     r = await mock.client.post(f"/me/messages?access_token={TOKEN}", json=text_body())
     assert r.status_code == 400 and r.json()["error"]["code"] == 2018300
     assert await call(mock, "take_thread_control", metadata="bot resumes") == {"success": True}
-    assert await owner(mock) == [{"thread_owner": {"app_id": APP}}]
+    assert await owner(mock) == [{"thread_owner": {"app_id": APP, "expiration": ANY_INT}}]
     taken = mock.runtime.journal.deliveries(app_id=agent)
     assert [r.event_type for r in taken][-1] == "take_thread_control"
     assert (
@@ -112,12 +121,45 @@ async def test_pass_to_an_unknown_app_is_2018164_but_the_page_inbox_is_fine(
     assert ok == {"success": True}
 
 
-async def test_an_extension_expires_on_the_platform_clock(mock: Mock, agent: str) -> None:
+async def test_control_lapses_after_24_hours_without_activity(mock: Mock, agent: str) -> None:
+    await call(mock, "pass_thread_control", target_app_id=agent)
+    mock.clock.advance(23 * 3600)
+    async with mock.control() as control:
+        await control.user(PSID).send_text("still there?")  # activity restarts the clock
+    mock.clock.advance(23 * 3600)
+    assert await owner(mock) == [{"thread_owner": {"app_id": agent, "expiration": ANY_INT}}]
+    mock.clock.advance(3600)
+    assert await owner(mock) == []
+
+
+async def test_an_extension_keeps_control_up_to_7_days(mock: Mock, agent: str) -> None:
     await call(mock, "take_thread_control")
-    assert await call(mock, "extend_thread_control", duration=3600) == {"success": True}
+    assert await call(mock, "extend_thread_control", duration=3 * DAY) == {"success": True}
     [held] = await owner(mock)
-    assert held["thread_owner"]["expiration"] == int(mock.clock.now() + 3600)
-    mock.clock.advance(3601)
+    assert held["thread_owner"]["expiration"] == int(mock.clock.now() + 3 * DAY)
+    mock.clock.advance(3 * DAY - 1)
+    assert await owner(mock) != []
+    mock.clock.advance(2)
+    assert await owner(mock) == []
+    refused = await call(mock, "extend_thread_control", duration=8 * DAY)
+    assert refused["error"]["code"] == 2018300  # no longer the owner
+    await call(mock, "take_thread_control")
+    too_long = await call(mock, "extend_thread_control", duration=8 * DAY)
+    assert too_long["error"]["code"] == 100
+
+
+async def test_a_send_can_pass_or_release_the_thread(mock: Mock, agent: str) -> None:
+    handoff = {**text_body("an agent will take over"), "thread_control": {"control_type": "pass"}}
+    handoff["thread_control"]["app_id"] = agent  # type: ignore[index]
+    r = await mock.client.post(f"/me/messages?access_token={TOKEN}", json=handoff)
+    assert r.status_code == 200, r.text
+    assert (await owner(mock))[0]["thread_owner"]["app_id"] == agent
+    bad = {**text_body(), "thread_control": {"control_type": "steal"}}
+    r = await mock.client.post(f"/me/messages?access_token={AGENT_TOKEN}", json=bad)
+    assert r.status_code == 400 and r.json()["error"]["code"] == 100
+    release = {**text_body("bye"), "thread_control": {"control_type": "release"}}
+    r = await mock.client.post(f"/me/messages?access_token={AGENT_TOKEN}", json=release)
+    assert r.status_code == 200, r.text
     assert await owner(mock) == []
 
 
@@ -129,6 +171,6 @@ async def test_secondary_receivers_lists_the_other_apps(mock: Mock, agent: str) 
 async def test_a_simulated_inbox_take_moves_the_thread_away_from_the_bot(mock: Mock) -> None:
     async with mock.control() as control:
         await control.user(PSID).act("handover", mode="take")
-    assert await owner(mock) == [{"thread_owner": {"app_id": str(PAGE_INBOX_APP_ID)}}]
+    assert (await owner(mock))[0]["thread_owner"]["app_id"] == str(PAGE_INBOX_APP_ID)
     r = await mock.client.post(f"/me/messages?access_token={TOKEN}", json=text_body())
     assert r.json()["error"]["code"] == 2018300
