@@ -1,4 +1,4 @@
-"""Control-API answers that can always be encoded, and the rule for hostile strings.
+"""Control-API answers that can always be encoded, errors included.
 
 Every ``/_mock/`` answer, errors included, goes out as ASCII JSON, so a lone surrogate a
 bot sent through the Send API (kept verbatim in the journal) or one quoted in a reason can
