@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock_meta import control_api
 from mock_meta.clock import ControllableClock
+from mock_meta.control_errors import SafeJSONResponse, install_error_handlers
 from mock_meta.graph_api import GraphSurface
 from mock_meta.metrics import MockMetrics
 from mock_meta.runtime import MockRuntime
@@ -68,7 +69,9 @@ def create_app(
         ),
         version="0.1.0",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
+    install_error_handlers(app)
     app.state.runtime = rt
 
     @app.get("/metrics", include_in_schema=False)

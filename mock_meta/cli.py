@@ -174,7 +174,7 @@ def _build(args: argparse.Namespace, clock: Any) -> Any:
 
     from mock_meta.actions import build_action
     from mock_meta.builders import EventBuilder
-    from mock_meta.control_models import ActionRequest
+    from mock_meta.control_models import parse_action
 
     builder = EventBuilder(clock, random.Random())
     page, psid = args.page_id, args.psid
@@ -198,7 +198,7 @@ def _build(args: argparse.Namespace, clock: Any) -> Any:
         fields.setdefault("target_mid", builder.new_mid())
         fields.setdefault("text", "edited text")
     try:
-        request = ActionRequest(**fields)
+        request = parse_action(fields)
     except ValidationError as exc:
         raise ValueError(str(exc)) from None
     return build_action(builder, page, psid, request, app_id=args.app_id)

@@ -14,6 +14,7 @@ Errors from the control API raise :class:`MockMetaError` with the HTTP status an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -129,6 +130,11 @@ class MockMetaClient:
     async def request(
         self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201), **kwargs: Any
     ) -> Any:
+        if kwargs.get("json") is not None:
+            # ASCII escapes: a user's text may hold a lone surrogate (the input that breaks
+            # bots), which httpx's UTF-8 JSON encoding refuses.
+            kwargs["content"] = json.dumps(kwargs.pop("json"), allow_nan=False).encode("ascii")
+            kwargs["headers"] = {**kwargs.get("headers", {}), "content-type": "application/json"}
         response = await self._http.request(method, path, **kwargs)
         body = response.json() if response.content else None
         if response.status_code not in expect:

@@ -9,9 +9,11 @@ same handlers as direct calls. Unknown paths answer Graph's 400 envelopes, never
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer
+from mock_meta.graph_assets import is_persona, page_personas, persona_node, upload_attachment
+from mock_meta.graph_body import body_limit, decode_form_value, read_fields
+from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer, observed_headers
 from mock_meta.graph_errors import GraphError, base_headers, graph_error, new_fbtrace_id
 from mock_meta.graph_nodes import (
     app_subscriptions,
@@ -30,10 +34,15 @@ from mock_meta.graph_nodes import (
     page_subscribed_apps,
 )
 from mock_meta.graph_send import handle_send
+from mock_meta.graph_threads import (
+    THREAD_EDGES,
+    secondary_receivers,
+    thread_control,
+    thread_owner,
+)
+from mock_meta.graph_versions import ExpiredVersionPolicy, serve_version
 from mock_meta.runtime import MockRuntime
-from mock_meta.send_validation import decode_form_value, parse_send_body
 
-MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 50
 _VERSION = re.compile(r"^v\d{1,3}(\.\d{1,3})?$")
 _METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH")
@@ -70,32 +79,47 @@ class GraphSurface:
         version, segments = split_version([s for s in path.split("/") if s])
         served = version or self.rt.settings.graph_version
         try:
-            raw = await _read_body(request)
-            fields = parse_send_body(request.headers.get("content-type", ""), raw)
+            served = self._served_version(served)
+            content_type = request.headers.get("content-type", "")
+            raw = await _read_body(request, body_limit(content_type))
             call = GraphCall(
                 method=request.method,
                 segments=segments,
                 query=dict(request.query_params),
-                fields=fields,
+                fields=await read_fields(content_type, raw),
                 authorization=request.headers.get("authorization"),
                 version=served,
+                path=path[:500],
+                requested_version=version,
+                headers=observed_headers(scope.get("headers", ())),
             )
             answer = await dispatch(self.rt, call)
         except GraphError as err:
             answer = error_answer(err)
         await _http_response(answer, served, trace_id)(scope, receive, send)
 
+    def _served_version(self, version: str) -> str:
+        day = int(self.rt.clock.now() // 86_400)
+        return _serve_on_day(version, day, self.rt.policy.expired_graph_versions)
+
+
+@functools.lru_cache(maxsize=256)
+def _serve_on_day(version: str, day: int, expired: ExpiredVersionPolicy) -> str:
+    # Cached: a pure function of its arguments, on every Graph call (errors are not cached).
+    today = datetime.fromtimestamp(day * 86_400, UTC).date()
+    return serve_version(version, today=today, expired=expired)
+
 
 async def dispatch(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     """Route one Graph call (direct or from a batch) to its handler."""
     try:
-        handler = _route(call)
+        handler = _route(rt, call)
         return await handler(rt, call)
     except GraphError as err:
         return error_answer(err)
 
 
-def _route(call: GraphCall) -> Handler:
+def _route(rt: MockRuntime, call: GraphCall) -> Handler:
     seg, method = call.segments, call.method
     if not seg:
         if method == "POST" and call.param("batch") is not None:
@@ -113,6 +137,18 @@ def _route(call: GraphCall) -> Handler:
             return page_subscribed_apps
         if edge == "messenger_profile" and method in ("GET", "POST", "DELETE"):
             return messenger_profile
+        if edge == "message_attachments" and method == "POST":
+            return upload_attachment
+        if edge == "personas" and method in ("GET", "POST"):
+            return page_personas
+        if edge in THREAD_EDGES and method == "POST":
+            return thread_control
+        if edge == "thread_owner" and method == "GET":
+            return thread_owner
+        if edge == "secondary_receivers" and method == "GET":
+            return secondary_receivers
+    if len(seg) == 1 and method in ("GET", "DELETE") and is_persona(rt, seg[0]):
+        return persona_node
     if len(seg) == 1 and method == "GET":
         return debug_token if seg[0] == "debug_token" else node_get
     if len(seg) == 1:
@@ -164,22 +200,38 @@ def _batch_call(item: Any, parent: GraphCall) -> GraphCall | GraphError:
         fields = {k: decode_form_value(v) for k, v in parse_qsl(str(body), keep_blank_values=True)}
     except ValueError:
         return graph_error(100, None, "Invalid batch item body")
-    # The batch's own token applies to items that carry none.
+    # The batch's own token applies to items that carry none, and so does its
+    # appsecret_proof: that proof is of the batch token (what SDKs and our bot send).
     token = parent.token()
-    if token and "access_token" not in query and "access_token" not in fields:
+    inherited = bool(token) and "access_token" not in query and "access_token" not in fields
+    if inherited:
         fields["access_token"] = token
-    return GraphCall(method, segments, query, fields, None, parent.version)
+        proof = parent.param("appsecret_proof")
+        if proof is not None and "appsecret_proof" not in query:
+            fields.setdefault("appsecret_proof", proof)
+    return GraphCall(
+        method,
+        segments,
+        query,
+        fields,
+        None,
+        parent.version,
+        path=url.path[:500],
+        requested_version=parent.requested_version,
+        headers=parent.headers,
+        inherited_token=inherited,
+    )
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise graph_error(100, None, "Request body is too large")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise graph_error(100, None, "Request body is too large")
         chunks.append(chunk)
     return b"".join(chunks)

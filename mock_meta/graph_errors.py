@@ -45,6 +45,8 @@ CATALOGUE: dict[tuple[int, int | None], tuple[str, str]] = {
     (100, 2018034): (OAUTH, "Message cannot be empty, must provide valid attachment or text"),
     (100, 2018047): (OAUTH, "Upload attachment failure."),
     (100, 2018109): (OAUTH, "Attachment size exceeds allowable limit"),
+    (100, 2018074): (OAUTH, "Invalid attachment ID or the attachment is not owned by this Page"),
+    (100, 2018164): (OAUTH, "Incorrect App ID"),
     (190, None): (OAUTH, "Invalid OAuth access token - Cannot parse access token"),
     (190, 463): (OAUTH, "Error validating access token: Session has expired"),
     (200, None): (OAUTH, "Requires pages_messaging permission to manage the object"),
@@ -54,6 +56,7 @@ CATALOGUE: dict[tuple[int, int | None], tuple[str, str]] = {
     (1200, None): (OAUTH, "Temporary send message failure. Please try again later."),
     (2200, None): (OAUTH, "Callback verification failed"),
     (2500, None): (OAUTH, "Unknown path components"),
+    (2018300, None): (OAUTH, "Another app controls this thread"),
     (80006, None): (OAUTH, "There have been too many messages sent to this Messenger account."),
 }
 

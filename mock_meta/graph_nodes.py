@@ -39,7 +39,7 @@ USER_FIELDS = (
 )
 
 
-def _page_grant(rt: MockRuntime, call: GraphCall) -> TokenGrant:
+def page_grant(rt: MockRuntime, call: GraphCall) -> TokenGrant:
     grant: TokenGrant = authorize(
         call.token(),
         call.param("appsecret_proof"),
@@ -49,7 +49,7 @@ def _page_grant(rt: MockRuntime, call: GraphCall) -> TokenGrant:
     return grant
 
 
-def _unknown_object(call: GraphCall, node: str) -> GraphError:
+def unknown_object(call: GraphCall, node: str) -> GraphError:
     return graph_error(
         100,
         33,
@@ -58,16 +58,16 @@ def _unknown_object(call: GraphCall, node: str) -> GraphError:
     )
 
 
-def _page_of(rt: MockRuntime, call: GraphCall) -> TokenGrant:
+def page_of(rt: MockRuntime, call: GraphCall) -> TokenGrant:
     """The page a page-token call addresses (``me`` or its own id)."""
-    grant = _page_grant(rt, call)
+    grant = page_grant(rt, call)
     node = call.segments[0]
     if node not in ("me", grant.page_id):
-        raise _unknown_object(call, node)
+        raise unknown_object(call, node)
     return grant
 
 
-def _fields_list(value: Any) -> list[str]:
+def fields_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     if isinstance(value, str):
@@ -112,9 +112,9 @@ async def me_accounts(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
 
 async def node_get(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     """``GET /me``, ``GET /{page-id}`` and the User Profile API ``GET /{psid}``."""
-    grant = _page_grant(rt, call)
+    grant = page_grant(rt, call)
     node = call.segments[0]
-    wanted = _fields_list(call.param("fields"))
+    wanted = fields_list(call.param("fields"))
     if node in ("me", grant.page_id):
         page = rt.state.pages[grant.page_id]
         body: dict[str, Any] = {"name": page.name, "id": page.page_id}
@@ -127,7 +127,7 @@ async def node_get(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
         return GraphAnswer(200, body)
     user = rt.state.user(grant.page_id, node)
     if user is None:
-        raise _unknown_object(call, node)
+        raise unknown_object(call, node)
     profile = user.profile()
     unknown = [f for f in wanted if f not in USER_FIELDS]
     if unknown:
@@ -166,7 +166,7 @@ def _app_of(rt: MockRuntime, call: GraphCall) -> App:
     if app is None:
         raise graph_error(190)
     if call.segments[0] != app.app_id:
-        raise _unknown_object(call, call.segments[0])
+        raise unknown_object(call, call.segments[0])
     return app
 
 
@@ -190,12 +190,12 @@ async def app_subscriptions(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     if obj != "page":
         raise graph_error(100, None, "param object must be 'page' for Messenger subscriptions")
     if call.method == "DELETE":
-        fields = _fields_list(call.param("fields")) or None
+        fields = fields_list(call.param("fields")) or None
         rt.state.unsubscribe_app(app.app_id, fields)
         for page_id in _pages_of_app(rt, app.app_id):
             rt.journal.record_subscription(app.app_id, page_id, "unsubscribed", fields=fields)
         return GraphAnswer(200, {"success": True})
-    fields = _fields_list(call.param("fields"))
+    fields = fields_list(call.param("fields"))
     unknown = [f for f in fields if f not in MESSAGING_FIELDS]
     if not fields or unknown:
         raise graph_error(100, None, f"param fields must be a list of valid fields: {unknown[:3]}")
@@ -220,7 +220,7 @@ def _pages_of_app(rt: MockRuntime, app_id: str) -> list[str]:
 
 async def page_subscribed_apps(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     """``/{page-id}/subscribed_apps``: a disabled subscription is gone until POSTed again."""
-    grant = _page_of(rt, call)
+    grant = page_of(rt, call)
     page = rt.state.pages[grant.page_id]
     if call.method == "GET":
         data = [
@@ -239,7 +239,7 @@ async def page_subscribed_apps(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
         rt.state.unsubscribe_page(page.page_id, grant.app_id)
         rt.journal.record_subscription(grant.app_id, page.page_id, "unsubscribed")
         return GraphAnswer(200, {"success": True})
-    fields = _fields_list(call.param("subscribed_fields"))
+    fields = fields_list(call.param("subscribed_fields"))
     unknown = [f for f in fields if f not in MESSAGING_FIELDS]
     if not fields or unknown:
         raise graph_error(100, None, "param subscribed_fields must list valid webhook fields")
@@ -250,14 +250,14 @@ async def page_subscribed_apps(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
 
 async def messenger_profile(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
     """``/me/messenger_profile``: GET selected properties, POST merges, DELETE removes."""
-    grant = _page_of(rt, call)
+    grant = page_of(rt, call)
     profile = rt.state.pages[grant.page_id].messenger_profile
     if call.method == "GET":
-        wanted = _fields_list(call.param("fields")) or list(PROFILE_FIELDS)
+        wanted = fields_list(call.param("fields")) or list(PROFILE_FIELDS)
         selected = {k: profile[k] for k in wanted if k in profile}
         return GraphAnswer(200, {"data": [selected] if selected else []})
     if call.method == "DELETE":
-        fields = _fields_list(call.param("fields"))
+        fields = fields_list(call.param("fields"))
         if not fields:
             raise graph_error(100, None, "param fields must be a non-empty array")
         for name in fields:

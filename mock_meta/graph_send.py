@@ -14,8 +14,12 @@ import time
 import weakref
 from typing import Any
 
+from mock_meta.attachments import cdn_url, check_attachment_ids, media_attachments
+from mock_meta.graph_assets import check_persona
+from mock_meta.graph_body import UploadedFile
 from mock_meta.graph_call import GraphAnswer, GraphCall, error_answer
 from mock_meta.graph_errors import GraphError, business_use_case_usage
+from mock_meta.graph_threads import send_thread_control
 from mock_meta.metrics import MockMetrics, send_error_code_label
 from mock_meta.runtime import MockRuntime
 from mock_meta.send_validation import ValidSend, authorize, validate_send
@@ -48,6 +52,12 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
             now=rt.clock.now(),
             rules=rt.policy.send_rules(),
         )
+        check_persona(rt, valid.page_id, fields)
+        if rt.thread_owner(valid.page_id, valid.psid) not in (None, valid.app_id):
+            raise GraphError(2018300)  # another app owns the conversation (reference §9.7)
+        routing = send_thread_control(rt, valid.page_id, valid.psid, valid.app_id, fields)
+        if valid.message is not None:
+            check_attachment_ids(valid.message, rt.attachments, valid.page_id, now=rt.clock.now())
         late_error: GraphError | None = None
         fault = rt.faults.take(valid.psid)
         if fault is not None:
@@ -61,14 +71,17 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
         if not decision.allowed:
             rt.metrics.rate_limit_hits.inc()
             raise GraphError(613)
-        answer = _succeed(rt, valid, fields)
+        answer = _succeed(rt, call, valid, fields)
         sent = True
+        rt.threads.touch(valid.page_id, valid.psid, now=rt.clock.now())
+        if routing is not None:
+            routing()
         if late_error is not None:  # sent, but the caller is told it failed (1/1357046)
             raise late_error
     except GraphError as err:
         answer = error_answer(err)
         if not sent:  # a sent-anyway fault is journalled as the message the user got
-            _journal(rt, fields, valid, answer, err)
+            _journal(rt, call, fields, valid, answer, err)
         _count(rt.metrics, send_error_code_label(err.code))
     else:
         _count(rt.metrics, "none")
@@ -94,21 +107,32 @@ def _usage_header(page_id: str, usage_pct: int) -> str:
     return business_use_case_usage(page_id, usage_pct)
 
 
-def _succeed(rt: MockRuntime, valid: ValidSend, fields: dict[str, Any]) -> GraphAnswer:
+def _succeed(
+    rt: MockRuntime, call: GraphCall, valid: ValidSend, fields: dict[str, Any]
+) -> GraphAnswer:
     if not valid.is_message:
         body: dict[str, Any] = {"recipient_id": valid.psid}
-        _journal(rt, fields, valid, GraphAnswer(200, body), None)
+        _journal(rt, call, fields, valid, GraphAnswer(200, body), None)
         return GraphAnswer(200, body)
     message_id = rt.builder.new_mid()
     body = {"recipient_id": valid.psid, "message_id": message_id}
+    upload = fields.get("filedata")
+    upload = upload if isinstance(upload, UploadedFile) else None
+    reusable = _reusable(valid.message or {})
+    if reusable is not None:  # is_reusable: the answer carries the saved id (reference §5.4)
+        url = reusable["payload"].get("url") or (cdn_url(upload) if upload else "")
+        body["attachment_id"] = rt.attachments.save(
+            valid.page_id, reusable["type"], url, now=rt.clock.now()
+        )
     answer = GraphAnswer(200, body)
-    _journal(rt, fields, valid, answer, None, message_id=message_id)
-    rt.emit_receipts(valid, message_id)
+    _journal(rt, call, fields, valid, answer, None, message_id=message_id)
+    rt.emit_receipts(valid, message_id, upload=upload)
     return answer
 
 
 def _journal(
     rt: MockRuntime,
+    call: GraphCall,
     fields: dict[str, Any],
     valid: ValidSend | None,
     answer: GraphAnswer,
@@ -127,7 +151,15 @@ def _journal(
         error_subcode=err.subcode if err is not None else None,
         message_id=message_id,
         kind="sender_action" if fields.get("sender_action") is not None else "message",
+        call=call.provenance(),
     )
+
+
+def _reusable(message: dict[str, Any]) -> dict[str, Any] | None:
+    attachment = message.get("attachment")
+    if attachment in media_attachments(message) and attachment["payload"].get("is_reusable"):
+        return dict(attachment)
+    return None
 
 
 def _psid_of(fields: dict[str, Any]) -> str | None:

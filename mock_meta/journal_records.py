@@ -100,6 +100,8 @@ class SendRecord:
     answers_mid: str | None = None
     time_to_reply_seconds: float | None = None
     extra: bool = False
+    # How the call was made: method, path, version, token_source, trace headers.
+    call: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

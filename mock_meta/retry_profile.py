@@ -14,6 +14,7 @@ spacing of retries inside that hour is undocumented, so it is data here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -120,8 +121,9 @@ class RetryProfile:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProfileError(f"{key} must be a number")
+    # Finite only: a NaN timeout compares false with everything and left deliveries pending.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProfileError(f"{key} must be a finite number")
     return float(value)
 
 

@@ -13,19 +13,24 @@ from typing import Any
 
 import httpx
 
-from mock_meta.builders import BuiltEvent, EventBuilder
+from mock_meta.attachments import AttachmentStore, echo_attachments
+from mock_meta.builders import STANDBY_TYPES, BuiltEvent, EventBuilder, as_standby
 from mock_meta.chaos import Chaos
 from mock_meta.clock import ControllableClock
 from mock_meta.delivery import AppTarget, DeliveryEngine
 from mock_meta.faults import FaultBook
+from mock_meta.graph_body import UploadedFile
+from mock_meta.graph_versions import ExpiredVersionPolicy
 from mock_meta.handshake import HandshakeResult, verify_callback
 from mock_meta.journal import Journal
 from mock_meta.metrics import MockMetrics
+from mock_meta.personas import PersonaBook
 from mock_meta.rate_limit import PageRateLimiter
 from mock_meta.retry_profile import PROFILES, RetryProfile
 from mock_meta.send_validation import SendRules, ValidSend
 from mock_meta.settings import MockSettings
 from mock_meta.state import App, PlatformState
+from mock_meta.threads import ThreadOwners
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Policy:
     require_messaging_type: bool
     window_seconds: float
     human_agent_window_seconds: float
+    expired_graph_versions: ExpiredVersionPolicy
 
     @classmethod
     def from_settings(cls, settings: MockSettings) -> Policy:
@@ -98,6 +104,9 @@ class MockRuntime:
         self.state = PlatformState.from_settings(settings, metrics=metrics)
         self.journal = Journal(clock, metrics, retention=settings.journal_max_entries)
         self.faults = FaultBook()
+        self.attachments = AttachmentStore()
+        self.personas = PersonaBook()
+        self.threads = ThreadOwners()
         self.limiter = PageRateLimiter(settings.rate_limit_per_page_per_second)
         self.policy = Policy.from_settings(settings)
         self.builder = EventBuilder(clock, random.Random())
@@ -117,17 +126,50 @@ class MockRuntime:
     # --- delivery ----------------------------------------------------------------------
 
     def deliver(self, built: BuiltEvent) -> list[str]:
-        """Queue ``built`` for every app subscribed to its field; returns the delivery ids."""
-        apps = self.state.delivering_apps(built.page_id, built.field)
-        return [self._enqueue(app, built, built.mid) for app in apps]
+        """Queue ``built`` for every app subscribed to its field; returns the delivery ids.
+
+        While an app owns the thread, the others get it on ``standby[]`` (reference §3.14).
+        """
+        return [
+            self._enqueue(app, event, built.mid)
+            for app, event in self._routed(built)
+            if self.state.is_delivering(app.app_id, built.page_id, event.field)
+        ]
 
     def deliver_action(self, built: BuiltEvent, *, mid: str) -> list[str]:
         """Queue a user action for every app on the page, journaling unsubscribed ones as
         ``skipped`` (so a test sees *why* its bot got nothing). ``mid`` keys the journal."""
+        return [self._enqueue(app, event, mid) for app, event in self._routed(built)]
+
+    def deliver_to(self, app_id: str, built: BuiltEvent) -> list[str]:
+        """Queue an event meant for one app (a handover notice), if it is subscribed."""
+        app = self.state.apps.get(app_id)
+        if app is None or not self.state.is_delivering(app_id, built.page_id, built.field):
+            return []
+        return [self._enqueue(app, built, built.mid)]
+
+    def note_owner_change(self, built: BuiltEvent) -> None:
+        """A simulated Page Inbox handover moves the thread as the Graph endpoints would."""
+        for key in ("pass_thread_control", "take_thread_control"):
+            change = built.event.get(key)
+            if isinstance(change, dict) and built.psid is not None:
+                new_owner = change.get("new_owner_app_id")
+                owner = None if new_owner is None else str(new_owner)
+                self.threads.set_owner(built.page_id, built.psid, owner, now=self.clock.now())
+
+    def thread_owner(self, page_id: str, psid: str | None) -> str | None:
+        return None if psid is None else self.threads.owner(page_id, psid, now=self.clock.now())
+
+    def _routed(self, built: BuiltEvent) -> list[tuple[App, BuiltEvent]]:
         page = self.state.pages.get(built.page_id)
-        app_ids = list(page.subscriptions) if page is not None else []
-        apps = [self.state.apps[a] for a in app_ids if a in self.state.apps]
-        return [self._enqueue(app, built, mid) for app in apps]
+        if page is None:
+            return []
+        apps = [self.state.apps[a] for a in page.subscriptions if a in self.state.apps]
+        owner = self.thread_owner(built.page_id, built.psid)
+        if owner is None or built.standby or built.event_type not in STANDBY_TYPES:
+            return [(app, built) for app in apps]
+        standby = as_standby(built)
+        return [(app, built if app.app_id == owner else standby) for app in apps]
 
     def _enqueue(self, app: App, built: BuiltEvent, mid: str | None) -> str:
         return self.engine.enqueue(
@@ -141,19 +183,22 @@ class MockRuntime:
             event_type=built.event_type.value,
         )
 
-    def emit_receipts(self, valid: ValidSend, message_id: str) -> None:
+    def emit_receipts(
+        self, valid: ValidSend, message_id: str, *, upload: UploadedFile | None = None
+    ) -> None:
         """After a sent message: echo, then delivery, then (optionally) read — if subscribed."""
         policy = self.policy
         message = valid.message or {}
         if policy.emit_echoes:
-            attachment = message.get("attachment")
             self.deliver(
                 self.builder.echo(
                     valid.page_id,
                     valid.psid,
                     app_id=valid.app_id,
                     text=message.get("text"),
-                    attachments=[attachment] if isinstance(attachment, dict) else None,
+                    attachments=echo_attachments(
+                        message, self.attachments, valid.page_id, upload=upload
+                    ),
                     metadata=message.get("metadata"),
                     mid=message_id,
                 )
@@ -191,6 +236,9 @@ class MockRuntime:
         self.engine.reset()
         self.journal.clear()
         self.faults.reset()
+        self.attachments.clear()
+        self.personas.clear()
+        self.threads.clear()
         self.chaos.configure(type(self.chaos.config)())
         self.clock.reset()
         self.limiter.configure(self.settings.rate_limit_per_page_per_second)

@@ -1,9 +1,5 @@
 """Pure validation of a Send API call against platform state (reference §5–§7).
 
->>> body = b'{"recipient":{"id":"1"},"message":{"text":"hi"}}'
->>> parse_send_body("application/json", body)["message"]
-{'text': 'hi'}
-
 ``validate_send`` raises a :class:`GraphError` carrying Meta's code/subcode for the first
 rule the call breaks, or returns a :class:`ValidSend`. No I/O: state is read through the
 small :class:`SendDirectory` Protocol and time is passed in as ``now``.
@@ -13,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from typing import Any, Literal, Protocol
 
+from mock_meta.graph_body import UploadedFile
 from mock_meta.graph_errors import GraphError, graph_error
+from mock_meta.templates import check_template
 
 MAX_TEXT_CHARS = 2000
 MAX_QUICK_REPLIES = 13
@@ -88,49 +84,31 @@ class ValidSend:
         return self.message is not None
 
 
-def parse_send_body(content_type: str, raw: bytes) -> dict[str, Any]:
-    """JSON object, or form fields whose values are JSON-encoded (``recipient={"id":..}``)."""
-    if not raw.strip():
-        return {}
-    if "application/x-www-form-urlencoded" in content_type:
-        try:
-            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise graph_error(100, None, "Invalid form-encoded body") from exc
-        return {key: decode_form_value(value) for key, value in pairs}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise graph_error(100, None, "Invalid JSON in request body") from exc
-    if not isinstance(body, dict):
-        raise graph_error(100, None, "The request body must be a JSON object")
-    return body
-
-
-def decode_form_value(value: str) -> Any:
-    if value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+TokenSource = Literal["query", "body", "header", "batch"]
 
 
 def extract_token(
     query: Mapping[str, str], fields: Mapping[str, Any], authorization: str | None
 ) -> str | None:
     """Token from ``?access_token=``, a body/form ``access_token`` or ``Authorization: Bearer``."""
+    return locate_token(query, fields, authorization)[0]
+
+
+def locate_token(
+    query: Mapping[str, str], fields: Mapping[str, Any], authorization: str | None
+) -> tuple[str | None, TokenSource | None]:
+    """The token and where it came from, in Graph's order of precedence."""
     token = query.get("access_token")
     if token:
-        return token
+        return token, "query"
     body_token = fields.get("access_token")
     if isinstance(body_token, str) and body_token:
-        return body_token
+        return body_token, "body"
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() in ("bearer", "oauth") and value.strip():
-            return value.strip()
-    return None
+            return value.strip(), "header"
+    return None, None
 
 
 def appsecret_proof(app_secret: str, token: str) -> str:
@@ -203,7 +181,7 @@ def validate_send(
     if action is not None:
         _check_action(action, fields)
     else:
-        _check_message(message)
+        _check_message(message, has_upload=isinstance(fields.get("filedata"), UploadedFile))
         messaging_type, tag = _check_type_and_tag(messaging_type, tag, message, rules)
     _check_window(
         directory.last_inbound(grant.page_id, psid), now, messaging_type, tag, message, rules
@@ -253,7 +231,7 @@ def _check_action(action: Any, fields: Mapping[str, Any]) -> None:
             raise graph_error(100, None, "param payload[reaction] is required for react")
 
 
-def _check_message(message: Any) -> None:
+def _check_message(message: Any, *, has_upload: bool = False) -> None:
     if not isinstance(message, dict):
         raise graph_error(100, None, "param message must be a JSON object")
     text = message.get("text")
@@ -273,7 +251,7 @@ def _check_message(message: Any) -> None:
                 100, None, "Only one of message[text] or message[attachment] may be set"
             )
     if message.get("attachment") is not None:
-        _check_attachment(message["attachment"])
+        _check_attachment(message["attachment"], has_upload=has_upload)
     if message.get("attachments") is not None:
         _check_attachments(message["attachments"])
     if message.get("quick_replies") is not None:
@@ -287,7 +265,7 @@ def _check_message(message: Any) -> None:
         )
 
 
-def _check_attachment(attachment: Any) -> None:
+def _check_attachment(attachment: Any, *, has_upload: bool = False) -> None:
     if not isinstance(attachment, dict) or attachment.get("type") not in ATTACHMENT_TYPES:
         raise graph_error(
             100,
@@ -297,15 +275,18 @@ def _check_attachment(attachment: Any) -> None:
     payload = attachment.get("payload")
     if not isinstance(payload, dict):
         raise graph_error(100, None, "param message[attachment][payload] must be a JSON object")
-    if attachment["type"] == "template" and not isinstance(payload.get("template_type"), str):
-        raise graph_error(
-            100, None, "param message[attachment][payload][template_type] is required"
-        )
+    if attachment["type"] == "template":
+        if not isinstance(payload.get("template_type"), str):
+            raise graph_error(
+                100, None, "param message[attachment][payload][template_type] is required"
+            )
+        check_template(payload)
+    # A multipart call's ``filedata`` part is the file itself (reference §5.1).
     if attachment["type"] != "template" and not (
-        payload.get("url") or payload.get("attachment_id")
+        payload.get("url") or payload.get("attachment_id") or has_upload
     ):
         raise graph_error(
-            100, None, "param message[attachment][payload] needs url or attachment_id"
+            100, None, "param message[attachment][payload] needs url, attachment_id or filedata"
         )
 
 

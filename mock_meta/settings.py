@@ -65,6 +65,10 @@ class MockSettings(BaseSettings):
     window_seconds: float = Field(default=24 * 3600, gt=0)
     human_agent_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
 
+    # A call to an expired Graph version: served by the oldest available one, as Meta
+    # documents ("upgrade"), or refused with Graph's error 12 ("reject").
+    expired_graph_versions: Literal["upgrade", "reject"] = "upgrade"
+
     journal_max_entries: int = Field(default=100_000, ge=100)
     graph_version: str = "v25.0"
 

@@ -158,7 +158,9 @@ async def test_bad_actions_are_4xx_with_a_reason(world: World) -> None:
     http = world.mock
     for path, body, status in [
         (f"/_mock/users/{PSID}/actions", {"type": "dance"}, 422),
-        (f"/_mock/users/{PSID}/actions", {"type": "text"}, 400),
+        (f"/_mock/users/{PSID}/actions", {"type": "text"}, 422),
+        (f"/_mock/users/{PSID}/actions", {"type": "text", "text": ""}, 400),
+        (f"/_mock/users/{PSID}/actions", {"type": "read", "text": "x"}, 422),
         (f"/_mock/users/{PSID}/actions", {"type": "text", "text": "x", "evil": 1}, 422),
         ("/_mock/users/42/actions", {"type": "text", "text": "x"}, 404),
     ]:

@@ -3,70 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 
-from mock_meta.app import create_app
-from mock_meta.clock import ControllableClock
-from mock_meta.runtime import MockRuntime
-from mock_meta.settings import MockSettings
+from tests.contract.graph_mock import APP, APP_TOKEN, PAGE, PSID, TOKEN, Mock, mock, text_body
 
-PAGE = "104501234567890"
-PSID = "6543210987654321"
-APP = "1234567890123456"
-TOKEN = "test_page_token"
-APP_TOKEN = f"{APP}|test_app_secret"
-
-
-@dataclass
-class Webhooks:
-    """Stands in for the bot: records what the mock sends and answers like a healthy bot."""
-
-    posts: list[dict[str, object]] = field(default_factory=list)
-    challenge_status: int = 200
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            if self.challenge_status != 200:
-                return httpx.Response(self.challenge_status, text="nope")
-            return httpx.Response(200, text=request.url.params["hub.challenge"])
-        self.posts.append(json.loads(request.content))
-        return httpx.Response(200, text="EVENT_RECEIVED")
-
-
-@dataclass
-class Mock:
-    client: httpx.AsyncClient
-    runtime: MockRuntime
-    clock: ControllableClock
-    webhooks: Webhooks
-    registry: CollectorRegistry
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[Mock]:
-    webhooks = Webhooks()
-    clock = ControllableClock(start=1_800_000_000.0)
-    registry = CollectorRegistry()
-    hooks = httpx.AsyncClient(transport=httpx.MockTransport(webhooks.handle))
-    app = create_app(MockSettings(), clock=clock, registry=registry, http_client=hooks)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
-            runtime: MockRuntime = app.state.runtime
-            # The user wrote a minute ago: the 24 h window is open.
-            runtime.state.record_inbound(PAGE, PSID, clock.now() - 60)
-            yield Mock(client, runtime, clock, webhooks, registry)
-    await hooks.aclose()
-
-
-def text_body(text: str = "hello") -> dict[str, object]:
-    return {"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": {"text": text}}
+__all__ = ["mock"]  # the fixture, imported for pytest
 
 
 @pytest.mark.parametrize("prefix", ["/v25.0", "/v21.0", ""])

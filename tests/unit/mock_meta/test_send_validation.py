@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from mock_meta.graph_body import parse_send_body
 from mock_meta.graph_errors import GraphError
 from mock_meta.send_validation import (
     SendRules,
@@ -15,7 +16,6 @@ from mock_meta.send_validation import (
     appsecret_proof,
     authorize,
     extract_token,
-    parse_send_body,
     validate_send,
 )
 from mock_meta.settings import MockSettings
@@ -183,7 +183,8 @@ def test_retired_tags_are_error_100_while_enforcement_is_on(state: PlatformState
 def test_customer_feedback_tag_needs_the_feedback_template(state: PlatformState) -> None:
     body = text(messaging_type="MESSAGE_TAG", tag="CUSTOMER_FEEDBACK")
     assert error_of(state, body) == (100, None)
-    template = {"type": "template", "payload": {"template_type": "customer_feedback"}}
+    feedback = {"template_type": "customer_feedback", "title": "Rate us", "button_title": "Rate"}
+    template = {"type": "template", "payload": feedback}
     body = {
         "recipient": {"id": PSID},
         "messaging_type": "MESSAGE_TAG",
