@@ -6,9 +6,11 @@ frozen at a fixed instant and the demo user's 24 h window is open.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -76,3 +78,19 @@ async def mock() -> AsyncIterator[Mock]:
 
 def text_body(text: str = "hello") -> dict[str, object]:
     return {"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": {"text": text}}
+
+
+class GatedTransport(httpx.AsyncBaseTransport):
+    """The mock app over ASGI, recording paths; holds the first request until ``gate`` opens
+    so the sends behind it pile up (and are batched) deterministically."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app)
+        self.gate = asyncio.Event()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if len(self.paths) == 1:
+            await self.gate.wait()
+        return await self._inner.handle_async_request(request)

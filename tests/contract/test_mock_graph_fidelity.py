@@ -17,8 +17,8 @@ from mock_meta.app import create_app
 from mock_meta.runtime import MockRuntime
 from mock_meta.send_validation import appsecret_proof
 from mock_meta.settings import MockSettings
-from tests.contract.graph_mock import APP, PAGE, PSID, TOKEN, Mock, mock, text_body
-from tests.contract.test_send_api_batch import GatedTransport, until
+from tests.contract.graph_mock import APP, PAGE, PSID, TOKEN, GatedTransport, Mock, mock, text_body
+from tests.polling import eventually
 
 __all__ = ["mock"]  # the fixture, imported for pytest
 
@@ -300,7 +300,7 @@ async def test_our_bots_batches_with_a_proof_reach_users_when_the_app_secret_is_
         try:
             first = asyncio.create_task(api.send(PAGE, psids[0], {"text": "hi"}))
             rest = [asyncio.create_task(api.send(PAGE, p, {"text": "hi"})) for p in psids[1:]]
-            await until(lambda: api.queued >= len(rest))
+            await eventually(lambda: api.queued >= len(rest))
             transport.gate.set()
             results = await asyncio.gather(first, *rest)
         finally:

@@ -4,6 +4,7 @@ the mock checks a limit, the builder's limit is the same one."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -42,23 +43,43 @@ def send_fields(reply: Reply) -> dict[str, Any]:
     return fields
 
 
+@dataclass(frozen=True)
+class Assets:
+    """Ids the mock knows: an uploaded attachment and a persona of the page."""
+
+    attachment_id: str
+    persona_id: str
+
+
 @pytest.fixture
 async def mock() -> AsyncIterator[GraphMock]:
     async with graph_mock() as running:
         yield running
 
 
-BUILT: dict[str, Callable[[], Reply]] = {
-    "text": lambda: Reply.text("hi"),
-    "text with quick replies": lambda: messages.text(
+@pytest.fixture
+def assets(mock: GraphMock) -> Assets:
+    runtime = mock.runtime
+    attachment_id = runtime.attachments.save(
+        PAGE_ID, "file", "https://example.com/a.pdf", now=runtime.clock.now()
+    )
+    persona = runtime.personas.create(PAGE_ID, "Adam", "https://example.com/adam.jpg")
+    return Assets(attachment_id, persona.persona_id)
+
+
+NO_ASSETS = Assets("0", "0")
+
+BUILT: dict[str, Callable[[Assets], Reply]] = {
+    "text": lambda _: Reply.text("hi"),
+    "text with quick replies": lambda _: messages.text(
         "Pick", quick_replies=[QuickReply("Red", "RED"), QuickReply.email()]
     ),
-    "image by url": lambda: messages.image(url="https://example.com/a.jpg", is_reusable=True),
-    "file by attachment id": lambda: messages.file(attachment_id="1857777774821032"),
-    "audio": lambda: messages.audio(url="https://example.com/a.mp3"),
-    "video": lambda: messages.video(url="https://example.com/a.mp4"),
-    "images": lambda: messages.images(["https://example.com/1.jpg"] * 3),
-    "button template": lambda: button_template(
+    "image by url": lambda _: messages.image(url="https://example.com/a.jpg", is_reusable=True),
+    "file by attachment id": lambda a: messages.file(attachment_id=a.attachment_id),
+    "audio": lambda _: messages.audio(url="https://example.com/a.mp3"),
+    "video": lambda _: messages.video(url="https://example.com/a.mp4"),
+    "images": lambda _: messages.images(["https://example.com/1.jpg"] * 3),
+    "button template": lambda _: button_template(
         "Help?",
         [
             PostbackButton("Agent", "HUMAN"),
@@ -66,23 +87,25 @@ BUILT: dict[str, Callable[[], Reply]] = {
             CallButton("Call", "+15105551234"),
         ],
     ),
-    "generic template": lambda: generic_template(
+    "generic template": lambda _: generic_template(
         [Element("Tea", subtitle="3 EUR", buttons=[PostbackButton("Buy", "BUY")])] * 10,
         quick_replies=[QuickReply("More", "MORE")],
     ),
-    "media template": lambda: media_template("image", attachment_id="1857777774821032"),
-    "tagged": lambda: messages.text("An agent answers", tag="HUMAN_AGENT"),
-    "persona": lambda: Reply.text("Hi, I'm Adam").as_persona("1234"),
-    "metadata": lambda: messages.text("hi", metadata="order-7781"),
-    "typing_on": messages.typing_on,
-    "typing_off": messages.typing_off,
-    "mark_seen": messages.mark_seen,
+    "media template": lambda a: media_template("image", attachment_id=a.attachment_id),
+    "tagged": lambda _: messages.text("An agent answers", tag="HUMAN_AGENT"),
+    "persona": lambda a: Reply.text("Hi, I'm Adam").as_persona(a.persona_id),
+    "metadata": lambda _: messages.text("hi", metadata="order-7781"),
+    "typing_on": lambda _: messages.typing_on(),
+    "typing_off": lambda _: messages.typing_off(),
+    "mark_seen": lambda _: messages.mark_seen(),
 }
 
 
 @pytest.mark.parametrize("name", BUILT)
-async def test_the_mock_accepts_what_each_builder_builds(mock: GraphMock, name: str) -> None:
-    answer = await mock.send(send_fields(BUILT[name]()))
+async def test_the_mock_accepts_what_each_builder_builds(
+    mock: GraphMock, assets: Assets, name: str
+) -> None:
+    answer = await mock.send(send_fields(BUILT[name](assets)))
     assert answer.status_code == 200, answer.text
     assert answer.json()["recipient_id"] == PSID
 
@@ -140,19 +163,24 @@ def _rebuild(message: dict[str, Any]) -> Reply:
     return messages.text(message["text"], quick_replies=quick, metadata=message.get("metadata"))
 
 
-MESSAGES = [name for name, build in BUILT.items() if build().sender_action is None]
+MESSAGES = [name for name, build in BUILT.items() if build(NO_ASSETS).sender_action is None]
 
 
 @pytest.mark.parametrize("name", MESSAGES)
 async def test_the_bots_send_api_client_delivers_each_built_message(
-    mock: GraphMock, name: str
+    mock: GraphMock, assets: Assets, name: str
 ) -> None:
-    reply = BUILT[name]()
+    reply = BUILT[name](assets)
     settings = make_settings(graph_api_base=BASE_URL, send_batch=False)
     api = HttpSendApi(settings, BotMetrics(CollectorRegistry()), transport=mock.transport)
     try:
         result = await api.send(
-            PAGE_ID, PSID, reply.message, messaging_type=reply.messaging_type, tag=reply.tag
+            PAGE_ID,
+            PSID,
+            reply.message,
+            messaging_type=reply.messaging_type,
+            tag=reply.tag,
+            **reply.send_options(),
         )
     finally:
         await api.aclose()

@@ -18,26 +18,11 @@ from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
 from mock_meta.app import create_app
 from mock_meta.settings import MockSettings
+from tests.contract.graph_mock import GatedTransport
 from tests.polling import eventually
 
 PAGE = "104501234567890"
 TOKEN = "test_page_token"
-
-
-class GatedTransport(httpx.AsyncBaseTransport):
-    """The mock app over ASGI, recording paths; holds the first request until ``gate`` opens
-    so the sends behind it pile up (and are batched) deterministically."""
-
-    def __init__(self, app: Any) -> None:
-        self._inner = httpx.ASGITransport(app)
-        self.gate = asyncio.Event()
-        self.paths: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.paths.append(request.url.path)
-        if len(self.paths) == 1:
-            await self.gate.wait()
-        return await self._inner.handle_async_request(request)
 
 
 @dataclass
