@@ -268,7 +268,10 @@ class ReplyOutbox:
     async def _settle_unknown(self, o: _Outgoing, outcome: str) -> None:
         self._metrics.reply_settlements.labels(outcome=outcome).inc()
         if outcome == "echo":
-            if o.reply.id not in self._stored_sent:  # on_echo usually stored it already
+            if o.reply.id in self._stored_sent:  # on_echo stored it already
+                o.state = ReplyState.SENT
+                self._metrics.replies_settled.labels(state=o.state.value).inc()
+            else:
                 await self._set(o, ReplyState.SENT)
                 _remember(self._stored_sent, o.reply.id)
         else:
