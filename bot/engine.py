@@ -100,6 +100,7 @@ class Engine:
             concurrency,
             floor=min(settings.worker_min_concurrency, concurrency),
             lag_target=lag_target or 0.0,
+            ack_margin=settings.ack_budget_seconds,
         )
         self._probe = LagProbe(self._on_lag) if lag_target else None
         self._slowest_ack, self._fastest_ack = 0.0, math.inf  # since the last probe tick

@@ -87,6 +87,9 @@ class BotSettings(BaseSettings):
     # Events in progress never drop below this while the event loop lags (acks first, but
     # the backlog keeps moving).
     worker_min_concurrency: int = Field(default=4, ge=1, alias="WORKER_MIN_CONCURRENCY")
+    # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
+    # events run at once (bot.worker_limit).
+    ack_budget_seconds: float = Field(default=0.010, gt=0, alias="ACK_BUDGET_SECONDS")
 
     # --- Messaging window ---
     window_seconds: float = Field(default=24 * 3600, alias="MESSAGING_WINDOW_SECONDS")

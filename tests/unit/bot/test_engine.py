@@ -807,3 +807,18 @@ async def test_without_echoes_the_bot_warns_at_start_up(caplog: pytest.LogCaptur
         await h.pool.start()
     await h.pool.stop(grace=1)
     assert "MESSENGER_ECHOES_SUBSCRIBED is off" in caplog.text
+
+
+async def test_slow_acks_slow_the_workers_down_but_never_stop_them() -> None:
+    h = Harness(worker_concurrency=16, worker_min_concurrency=2, ack_budget_seconds=0.001)
+    await h.pool.start()
+    h.pool.note_ack(0.001)
+
+    def flooded() -> bool:
+        h.pool.note_ack(5.0)  # every poll: another ack far past the budget
+        return h.pool.limit == 2
+
+    await wait_for(flooded)
+    await h.deliver(*(record(f"40000000000000{n:02d}") for n in range(10)))
+    await wait_for(lambda: flooded() and len(h.texts()) == 10)
+    await h.pool.stop(grace=1)
