@@ -20,22 +20,24 @@ until its deadline, then dead-letters it. A state write that fails is retried, n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context as OtelContext
 
-from bot.inbox import Inbox, InboxError, ReplyState, ReplyUpdate, StoredReply
+from bot.durable_write import WriteAbandoned, until_stored
+from bot.inbox import Inbox, ReplyState, ReplyUpdate, StoredReply
 from bot.lane import Lane
 from bot.metrics import DROP_REASONS, BotMetrics
 from bot.outbox_codec import ReplyEncodingError, decode_reply, stamp_key
 from bot.retry import ErrorClass, backoff_delay
+from bot.routing import Reply
 from bot.send_api import SendApi, SendResult
 from bot.settings import BotSettings
 from bot.window import decide_window
@@ -44,12 +46,7 @@ from bot.window_cache import WindowCache
 logger = logging.getLogger("bot.outbox")
 
 _RECENT_LIMIT = 50_000
-_WRITE_BACKOFF_BASE_SECONDS = 0.05
-_WRITE_BACKOFF_CAP_SECONDS = 5.0
-
-
-class _Stopped(Exception):
-    """The outbox is stopping while a state write keeps failing: leave the reply as stored."""
+_SEND_OPTIONS = ("sender_action", "persona_id")
 
 
 @dataclass(slots=True, eq=False)
@@ -154,7 +151,10 @@ class ReplyOutbox:
         if outgoing is not None and outgoing.state in (ReplyState.PENDING, ReplyState.SENT):
             return  # not sent by this process yet (a stale echo), or being settled now
         attempts = outgoing.attempts if outgoing is not None else 1
-        await self._write_update(ReplyUpdate(reply_id, ReplyState.SENT, attempts), stopping=None)
+        update = ReplyUpdate(reply_id, ReplyState.SENT, attempts)
+        await until_stored(
+            lambda: self._inbox.update_replies([update]), what="reply_state", metrics=self._metrics
+        )
         _remember(self._stored_sent, reply_id)
         if outgoing is not None and outgoing.echo_wait_until is not None:
             self._lane.expedite(_conversation(outgoing.reply))
@@ -169,7 +169,7 @@ class ReplyOutbox:
         """One step of one reply; returns when to look at it again, or None when settled."""
         try:
             again = await self._step(o)
-        except _Stopped:
+        except WriteAbandoned:  # stopping: the stored state stands
             again = None
         if again is None:
             self._live.pop(o.reply.id, None)
@@ -194,7 +194,8 @@ class ReplyOutbox:
         reply = o.reply
         try:
             handler_reply = decode_reply(reply.body)
-            message = stamp_key(handler_reply.message, reply.id)
+            # A sender action has no message to carry the key (and Meta echoes none).
+            message = stamp_key(handler_reply.message, reply.id) if handler_reply.message else {}
         except (ReplyEncodingError, ValueError, TypeError) as exc:
             await self._dead(o, f"cannot encode: {exc}")
             return None
@@ -223,32 +224,51 @@ class ReplyOutbox:
         messaging_type = (
             decision.messaging_type if handler_reply.tag else handler_reply.messaging_type
         )
+        result = await self._call(o, handler_reply, message, messaging_type)
+        return await self._settle_call(o, result, echoable=bool(message))
+
+    async def _call(
+        self, o: _Outgoing, handler_reply: Reply, message: dict[str, Any], messaging_type: str
+    ) -> SendResult:
+        reply = o.reply
+        # Optional Send API fields a Reply may carry (contracts §2), passed only when set.
+        options = {
+            name: value
+            for name in _SEND_OPTIONS
+            if (value := getattr(handler_reply, name, None)) is not None
+        }
         token = otel_context.attach(o.context) if o.context is not None else None
         try:
-            result = await self._send_api.send(
+            return await self._send_api.send(
                 reply.page_id,
                 reply.psid,
                 message,
                 messaging_type=messaging_type,
                 tag=handler_reply.tag,
+                **options,
             )
         except Exception as exc:  # a client bug after the call began: the fate is unknown
             logger.exception("Send API client failed", extra=_ids(reply, log_type="outbox"))
-            result = SendResult(
+            return SendResult(
                 ok=False, error_class=ErrorClass.RISKY, error_label=type(exc).__name__
             )
         finally:
             if token is not None:
                 otel_context.detach(token)
-        if result.ok or reply.id in self._echoed:
+
+    async def _settle_call(
+        self, o: _Outgoing, result: SendResult, *, echoable: bool
+    ) -> float | None:
+        """Map a send outcome to the reply's next state (contracts §1)."""
+        if result.ok or o.reply.id in self._echoed:
             await self._set(o, ReplyState.SENT)
-            _remember(self._stored_sent, reply.id)
+            _remember(self._stored_sent, o.reply.id)
             self._observe_first_reply(o)
             return None
         error_class = result.error_class
         if error_class is ErrorClass.RISKY:
             await self._set(o, ReplyState.UNCERTAIN, result.error_label)
-            o.echo_wait_until = self._clock() + self._echo_wait
+            o.echo_wait_until = self._clock() + (self._echo_wait if echoable else 0.0)
             return o.echo_wait_until
         if error_class is not None and error_class.retryable:
             await self._set(o, ReplyState.PENDING, result.error_label)
@@ -289,40 +309,16 @@ class ReplyOutbox:
         await self._set(o, ReplyState.DEAD, reason[:500])
 
     async def _set(self, o: _Outgoing, state: ReplyState, error: str | None = None) -> None:
-        await self._write_update(
-            ReplyUpdate(o.reply.id, state, o.attempts, error), stopping=lambda: not self.running
+        update = ReplyUpdate(o.reply.id, state, o.attempts, error)
+        await until_stored(
+            lambda: self._inbox.update_replies([update]),
+            what="reply_state",
+            metrics=self._metrics,
+            stopping=lambda: not self.running,
         )
         o.state = state
         if state.settled:
             self._metrics.replies_settled.labels(state=state.value).inc()
-
-    async def _write_update(
-        self, update: ReplyUpdate, *, stopping: Callable[[], bool] | None
-    ) -> None:
-        """Store a state change, retrying with capped back-off: a lost state must never read
-        as "not sent" at the next start."""
-        failures = 0
-        while True:
-            try:
-                await self._inbox.update_replies([update])
-                return
-            except InboxError as exc:
-                failures += 1
-                self._metrics.inbox_write_retries.labels(write="reply_state").inc()
-                if failures == 1 or failures % 50 == 0:
-                    logger.error(
-                        "reply state write failed (%d times), retrying: %s",
-                        failures,
-                        exc,
-                        extra={"log_type": "outbox", "reply_id": update.reply_id},
-                    )
-                if stopping is not None and stopping():
-                    raise _Stopped from exc
-                await asyncio.sleep(
-                    backoff_delay(
-                        failures, base=_WRITE_BACKOFF_BASE_SECONDS, cap=_WRITE_BACKOFF_CAP_SECONDS
-                    )
-                )
 
     def _observe_first_reply(self, o: _Outgoing) -> None:
         if not o.first_reply_from_ms:

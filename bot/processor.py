@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context as OtelContext
@@ -35,6 +35,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation import set_span_in_context
 
+from bot.durable_write import WriteAbandoned, until_stored
 from bot.events import (
     WINDOW_OPENING_KINDS,
     EventKind,
@@ -53,13 +54,12 @@ from bot.tracing import span_context_from_traceparent
 from bot.untraced import never_records
 from bot.window_cache import WindowCache
 
+T = TypeVar("T")
 logger = logging.getLogger("bot.workers")
 
 SPAN_NAME = "process bot.inbound"
 _KINDS = {kind.value: kind for kind in EventKind}
 _HANDLER_BACKOFF_CAP_SECONDS = 60.0
-_COMMIT_BACKOFF_BASE_SECONDS = 0.05
-_COMMIT_BACKOFF_CAP_SECONDS = 5.0
 
 
 @dataclass(slots=True, eq=False)
@@ -217,30 +217,14 @@ class EventProcessor:
             "commit", lambda: self._inbox.commit_handled(stored.id, replies)
         )
 
-    async def _retrying(self, write: str, make: Callable[[], Any]) -> Any:
+    async def _retrying(self, write: str, make: Callable[[], Awaitable[T]]) -> T | None:
         """Run an inbox write until it lands (``None`` if the engine stops meanwhile)."""
-        failures = 0
-        while True:
-            try:
-                return await make()
-            except InboxError as exc:
-                failures += 1
-                self._metrics.inbox_write_retries.labels(write=write).inc()
-                if failures == 1 or failures % 50 == 0:
-                    logger.error(
-                        "inbox %s write failed (%d times), retrying: %s",
-                        write,
-                        failures,
-                        exc,
-                        extra={"log_type": "worker"},
-                    )
-                if self._stopping():
-                    return None
-                await asyncio.sleep(
-                    backoff_delay(
-                        failures, base=_COMMIT_BACKOFF_BASE_SECONDS, cap=_COMMIT_BACKOFF_CAP_SECONDS
-                    )
-                )
+        try:
+            return await until_stored(
+                make, what=write, metrics=self._metrics, stopping=self._stopping
+            )
+        except WriteAbandoned:
+            return None
 
     def _touch_window(self, event: InboundEvent) -> Any:
         psid = event.user_id

@@ -496,7 +496,7 @@ async def test_a_failed_commit_is_retried_without_running_the_handler_again(
 
     h = Harness(router, inbox=FlakyCommits(commit_failures=3))
     await h.pool.start()
-    with caplog.at_level(logging.ERROR, logger="bot.workers"):
+    with caplog.at_level(logging.ERROR, logger="bot.engine"):
         await h.deliver(record(ALICE))
         await h.settle()
     await h.pool.stop(grace=1)
