@@ -136,7 +136,8 @@ WRITER_SWITCH_INTERVAL = 0.0002
 @dataclass(slots=True)
 class _Request:
     # Exactly one of: ``op`` (a statement), ``records`` (an enqueue: all of a batch's share
-    # one INSERT) or ``handled`` (a commit_handled: neighbouring ones share their statements).
+    # one INSERT), ``handled`` (a commit_handled) or ``updates`` (an update_replies):
+    # neighbouring requests of the last two kinds share their statements.
     op: _Op | None
     records: list[InboxRecord] | None
     writes: int  # rows this request writes (0: read-only, needs no transaction)
@@ -144,6 +145,7 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     handled: tuple[int, list[NewReply]] | None = None
     done_at: float = 0.0
+    updates: list[ReplyUpdate] | None = None  # an update_replies: neighbouring ones share one
 
 
 _STOP = object()
@@ -293,8 +295,10 @@ class SqliteInbox:
     async def update_replies(self, updates: Sequence[ReplyUpdate]) -> None:
         if not updates:
             return
-        params = [(u.state.value, u.attempts, u.error, u.reply_id) for u in updates]
-        await self._write(lambda conn: conn.executemany(_UPDATE_REPLY, params).rowcount)
+        loop = asyncio.get_running_loop()
+        request = _Request(None, None, len(updates), loop.create_future(), loop)
+        request.updates = list(updates)
+        await self._queue_request(request)
 
     async def replay(
         self, event_ids: Sequence[int] | None = None, reply_ids: Sequence[int] | None = None
@@ -508,18 +512,21 @@ class SqliteInbox:
                 stored = iter(_insert(conn, [rec for r in enqueues for rec in r.records or ()]))
                 for request in enqueues:
                     results.append((request, True, [next(stored) for _ in request.records or ()]))
-            # Runs of commit_handled share their statements; other ops keep their place.
-            done: list[_Request] = []
+            # Runs of commit_handled (or of reply updates) share their statements; other ops
+            # keep their place in the order.
+            run: list[_Request] = []
             for request in batch:
-                if request.handled is not None:
-                    done.append(request)
-                elif request.op is not None:
-                    if done:
-                        results.extend(_commit_handled(conn, done))
-                        done = []
+                if request.records is not None:
+                    continue
+                if run and (request.op is not None or _run_kind(request) != _run_kind(run[0])):
+                    results.extend(_apply_run(conn, run))
+                    run = []
+                if request.op is not None:
                     results.append((request, True, request.op(conn)))
-            if done:
-                results.extend(_commit_handled(conn, done))
+                else:
+                    run.append(request)
+            if run:
+                results.extend(_apply_run(conn, run))
             op_failed = False
             if writes:
                 conn.execute("COMMIT")
@@ -560,6 +567,24 @@ class SqliteInbox:
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+
+
+def _run_kind(request: _Request) -> bool:
+    return request.handled is not None
+
+
+def _apply_run(
+    conn: sqlite3.Connection, requests: list[_Request]
+) -> list[tuple[_Request, bool, Any]]:
+    if _run_kind(requests[0]):
+        return _commit_handled(conn, requests)
+    params = [
+        (u.state.value, u.attempts, u.error, u.reply_id)
+        for request in requests
+        for u in request.updates or ()
+    ]
+    conn.executemany(_UPDATE_REPLY, params)
+    return [(request, True, None) for request in requests]
 
 
 def _commit_handled(

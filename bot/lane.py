@@ -114,6 +114,8 @@ class Lane(Generic[T]):
             task = loop.create_task(self._run_one(key, item))
             self._tasks.add(task)
         due = scheduler.next_due()
+        if due is not None and due <= now and len(self._tasks) >= self._limit():
+            return  # due already, but no room: a finishing item pumps again
         if due is not None and (self._timer is None or due < self._timer_due):
             if self._timer is not None:
                 self._timer.cancel()
