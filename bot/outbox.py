@@ -148,15 +148,13 @@ class ReplyOutbox:
             return
         _remember(self._echoed, reply_id)
         outgoing = self._live.get(reply_id)
-        if outgoing is not None and outgoing.state in (ReplyState.PENDING, ReplyState.SENT):
-            return  # not sent by this process yet (a stale echo), or being settled now
         attempts = outgoing.attempts if outgoing is not None else 1
         update = ReplyUpdate(reply_id, ReplyState.SENT, attempts)
         await until_stored(
             lambda: self._inbox.update_replies([update]), what="reply_state", metrics=self._metrics
         )
         _remember(self._stored_sent, reply_id)
-        if outgoing is not None and outgoing.echo_wait_until is not None:
+        if outgoing is not None:  # waiting for this echo, or in back-off: settle it now
             self._lane.expedite(_conversation(outgoing.reply))
 
     def _schedule(self, outgoing: _Outgoing) -> None:
@@ -177,10 +175,10 @@ class ReplyOutbox:
 
     async def _step(self, o: _Outgoing) -> float | None:
         now = self._clock()
+        if o.reply.id in self._echoed:  # whatever we thought, the platform has it
+            await self._settle_unknown(o, "echo")
+            return None
         if o.echo_wait_until is not None:
-            if o.reply.id in self._echoed:
-                await self._settle_unknown(o, "echo")
-                return None
             if now < o.echo_wait_until:
                 return o.echo_wait_until  # on_echo cuts this short
             o.echo_wait_until = None

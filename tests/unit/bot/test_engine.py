@@ -822,3 +822,27 @@ async def test_slow_acks_slow_the_workers_down_but_never_stop_them() -> None:
     await h.deliver(*(record(f"40000000000000{n:02d}") for n in range(10)))
     await wait_for(lambda: flooded() and len(h.texts()) == 10)
     await h.pool.stop(grace=1)
+
+
+async def test_an_echo_for_a_reply_in_back_off_settles_it_instead_of_a_second_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.outbox.backoff_delay", lambda attempt, **_: 60.0)
+    calls = 0
+    keys: list[str] = []
+
+    async def delivered_but_5xx(psid: str, message: dict[str, Any]) -> SendResult:
+        nonlocal calls
+        calls += 1
+        keys.append(message["metadata"])
+        return transient()  # Graph said 500, yet the message went out
+
+    h = Harness(send_api=RecordingSendApi(delivered_but_5xx))
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: calls == 1)
+    await h.deliver(echo_of(ALICE, keys[0], "m_echo_late"))
+    await h.settle()  # long before the minute of back-off ends
+    await h.pool.stop(grace=1)
+    assert calls == 1
+    assert h.sample("bot_replies_settled_total", state="sent") == 1
