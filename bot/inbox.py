@@ -76,12 +76,17 @@ UNSETTLED = (ReplyState.PENDING, ReplyState.SENDING, ReplyState.UNCERTAIN)
 
 @dataclass(frozen=True, slots=True)
 class NewReply:
-    """A handler's ``n``-th reply (0-based) as ``commit_handled`` stores it."""
+    """A handler's ``n``-th reply (0-based) as ``commit_handled`` stores it.
+
+    ``state`` is ``PENDING``, or ``SENDING`` when the sender claims it at once (its first
+    call then needs no write of its own; after a crash it is settled by the echo rule).
+    """
 
     n: int
     page_id: str
     psid: str
     body: str  # the bot.routing.Reply as JSON (bot.outbox_codec)
+    state: ReplyState = ReplyState.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +172,7 @@ class Inbox(Protocol):
         """Dead letters put back by ``replay`` since the last call (for a running engine)."""
 
     async def commit_handled(self, event_id: int, replies: Sequence[NewReply]) -> list[StoredReply]:
-        """In one write: the event is done and its replies enter the outbox as ``PENDING``."""
+        """In one write: the event is done and its replies enter the outbox (``NewReply.state``)."""
 
     async def record_failure(self, event_id: int, attempts: int, error: str) -> None: ...
 

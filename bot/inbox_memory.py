@@ -123,7 +123,7 @@ class MemoryInbox:
                 page_id=reply.page_id,
                 psid=reply.psid,
                 body=reply.body,
-                state=ReplyState.PENDING,
+                state=reply.state,
                 created_at=now,
             )
             self._next_reply_id += 1

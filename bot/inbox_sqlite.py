@@ -100,8 +100,10 @@ _COLUMNS = (
 )
 _REPLY_COLUMNS = "id, event_id, n, page_id, psid, body, state, created_at, attempts, last_error"
 _UNSETTLED = "state IN ('pending', 'sending', 'uncertain')"
-_INSERT_REPLIES = "INSERT INTO replies (event_id, n, page_id, psid, body, created_at) VALUES "
-_REPLY_PLACEHOLDERS = "(?, ?, ?, ?, ?, ?)"
+_INSERT_REPLIES = (
+    "INSERT INTO replies (event_id, n, page_id, psid, body, state, created_at) VALUES "
+)
+_REPLY_PLACEHOLDERS = "(?, ?, ?, ?, ?, ?, ?)"
 _UPDATE_REPLY = "UPDATE replies SET state = ?, attempts = ?, last_error = ? WHERE id = ?"
 _INSERT = (
     "INSERT OR IGNORE INTO events (page_id, sender_key, kind, timestamp_ms, dedup_key, payload,"
@@ -113,7 +115,7 @@ _MARK_DONE = (
     "UPDATE events SET status = 'done', done_at = ?, replayed = 0"
     " WHERE id IN (SELECT value FROM json_each(?))"
 )
-# 6 parameters a reply row.
+# 7 parameters a reply row.
 _REPLY_CHUNK = 1000
 _UPSERT_WINDOW = (
     "INSERT INTO windows (page_id, psid, opened_at_ms) VALUES (?, ?, ?)"
@@ -612,7 +614,15 @@ def _commit_handled(
         params = [
             value
             for event_id, reply, at in chunk
-            for value in (event_id, reply.n, reply.page_id, reply.psid, reply.body, at)
+            for value in (
+                event_id,
+                reply.n,
+                reply.page_id,
+                reply.psid,
+                reply.body,
+                reply.state.value,
+                at,
+            )
         ]
         cursor = conn.execute(
             _INSERT_REPLIES + ",".join([_REPLY_PLACEHOLDERS] * len(chunk)), params
@@ -627,7 +637,7 @@ def _commit_handled(
                 reply.page_id,
                 reply.psid,
                 reply.body,
-                ReplyState.PENDING,
+                reply.state,
                 at,
             )
             for i, (event_id, reply, at) in enumerate(chunk)

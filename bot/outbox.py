@@ -218,7 +218,8 @@ class ReplyOutbox:
             await self._dead(o, "deadline passed while Graph was failing")
             return None
         o.attempts += 1
-        await self._set(o, ReplyState.SENDING)
+        if o.state is not ReplyState.SENDING:  # claimed at commit, or restored as sending
+            await self._set(o, ReplyState.SENDING)
         messaging_type = (
             decision.messaging_type if handler_reply.tag else handler_reply.messaging_type
         )

@@ -96,6 +96,13 @@ class InboxConformance:
         assert await inbox.pending() == []
         assert await inbox.unsettled_replies() == stored
 
+    async def test_a_reply_may_be_committed_already_claimed_for_sending(self, inbox: Any) -> None:
+        event = await self._one(inbox)
+        claimed = NewReply(0, PAGE, USER, reply(0).body, state=ReplyState.SENDING)
+        (stored,) = await inbox.commit_handled(event.id, [claimed])
+        assert stored.state is ReplyState.SENDING
+        assert [r.state for r in await inbox.unsettled_replies()] == [ReplyState.SENDING]
+
     async def test_reply_updates_settle_replies(self, inbox: Any) -> None:
         event = await self._one(inbox)
         a, b, c, d = await inbox.commit_handled(event.id, [reply(n) for n in range(4)])

@@ -846,3 +846,27 @@ async def test_an_echo_for_a_reply_in_back_off_settles_it_instead_of_a_second_se
     await h.pool.stop(grace=1)
     assert calls == 1
     assert h.sample("bot_replies_settled_total", state="sent") == 1
+
+
+@pytest.mark.parametrize(
+    ("guarantee", "committed_as"),
+    [("at_least_once", ReplyState.SENDING), ("at_most_once", ReplyState.PENDING)],
+)
+async def test_replies_are_claimed_at_commit_only_when_a_crash_may_resend_them(
+    guarantee: str, committed_as: ReplyState
+) -> None:
+    committed: list[ReplyState] = []
+
+    class SpyInbox(MemoryInbox):
+        async def commit_handled(self, event_id: int, replies: Any) -> Any:
+            committed.extend(r.state for r in replies)
+            return await super().commit_handled(event_id, replies)
+
+    h = Harness(inbox=SpyInbox(), reply_guarantee=guarantee)
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    # Claimed replies need no write of their own before the call; at-most-once must not
+    # drop a reply that never left, so it stores "sending" only right before the call.
+    assert committed == [committed_as] and len(h.texts()) == 1
