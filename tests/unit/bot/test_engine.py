@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import random
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -870,3 +872,43 @@ async def test_replies_are_claimed_at_commit_only_when_a_crash_may_resend_them(
     # Claimed replies need no write of their own before the call; at-most-once must not
     # drop a reply that never left, so it stores "sending" only right before the call.
     assert committed == [committed_as] and len(h.texts()) == 1
+
+
+async def test_an_inbox_locked_for_longer_than_its_busy_timeout_delays_but_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.inbox_sqlite._BUSY_TIMEOUT_SECONDS", 0.2)  # 5 s in production
+    runs = 0
+    router = Router()
+
+    @router.on_text
+    def answer(ctx: Context) -> Reply:
+        nonlocal runs
+        runs += 1
+        return Reply.text("late but once")
+
+    inbox = SqliteInbox(tmp_path / "inbox.db", synchronous="NORMAL")
+    await inbox.open()
+    h = Harness(router, inbox=inbox, ordering_window_ms=300)
+    await h.pool.start()
+    await h.deliver(record(ALICE))  # stored; handled once its ordering hold ends
+    locked = threading.Event()
+
+    def hold_the_lock() -> None:  # another writer keeps a transaction open past busy_timeout
+        conn = sqlite3.connect(tmp_path / "inbox.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        threading.Event().wait(2.0)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    await asyncio.to_thread(locked.wait)
+    await asyncio.wait_for(h.pool.join(), 20)
+    await asyncio.to_thread(holder.join)
+    await h.pool.stop(grace=1)
+    assert runs == 1 and h.texts() == ["late but once"]
+    assert h.sample("bot_inbox_write_retries_total", write="commit") >= 1
+    assert await inbox.pending() == [] and await inbox.unsettled_replies() == []
+    await inbox.close()
