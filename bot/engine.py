@@ -76,7 +76,7 @@ class Engine:
         self._hold = settings.ordering_window_ms / 1000
         store: WindowStore = windows if windows is not None else inbox  # type: ignore[assignment]
         cache = WindowCache(store)
-        self.outbox = ReplyOutbox(
+        self._outbox = ReplyOutbox(
             settings=settings,
             inbox=inbox,
             windows=cache,
@@ -89,7 +89,7 @@ class Engine:
             inbox=inbox,
             router=router,
             windows=cache,
-            outbox=self.outbox,
+            outbox=self._outbox,
             metrics=metrics,
             tracer=tracer,
             clock=clock,
@@ -145,8 +145,8 @@ class Engine:
             self._running = False
             raise
         self._limit.value = self._limit.ceiling
-        self.outbox.restore(replies)
-        self.outbox.start()
+        self._outbox.restore(replies)
+        self._outbox.start()
         self._events.start()
         if self._probe is not None:
             self._probe.start()
@@ -173,7 +173,7 @@ class Engine:
         """Wait until every submitted event is finished and its replies are settled."""
         while True:
             await self._events.join()
-            await self.outbox.join()
+            await self._outbox.join()
             if not len(self._events):
                 return
 
@@ -191,7 +191,7 @@ class Engine:
             await asyncio.gather(self._poll_task, return_exceptions=True)
             self._poll_task = None
         await self._events.stop(grace)
-        await self.outbox.stop(max(0.0, deadline - time.monotonic()))
+        await self._outbox.stop(max(0.0, deadline - time.monotonic()))
         self._known.clear()
 
     def note_ack(self, seconds: float) -> None:
@@ -227,5 +227,5 @@ class Engine:
             except Exception:
                 logger.exception("inbox replay poll failed", extra={"log_type": "worker"})
                 continue
-            self.outbox.add(replayed.replies)
+            self._outbox.add(replayed.replies)
             self.submit(replayed.events)

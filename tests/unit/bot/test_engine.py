@@ -776,10 +776,8 @@ async def test_a_reply_left_sending_by_a_crash_is_settled_by_its_echo_after_rest
     await h.deliver(echo_of(ALICE, f"mhb1:{replies[0].id}", "m_echo_alice"))
     await wait_for(lambda: h.sample("bot_reply_settlements_total", outcome="echo") == 1)
     assert h.send_api.sent == []
-    h.pool.outbox._echo_wait = 0.0  # Bob's wait ends now
-    await h.pool.stop(grace=1)
-    h.pool = h.new_pool()
-    h.settings = settings(reply_echo_wait_seconds=0)
+    await h.pool.stop(grace=1)  # Bob's reply is still waiting for its echo
+    h.settings = settings(reply_echo_wait_seconds=0)  # a restart that waits no more
     h.pool = h.new_pool()
     await h.pool.start()
     await h.settle()
