@@ -43,7 +43,7 @@ from bot.events import (
     StoredPayloadError,
     event_from_storage,
 )
-from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent, StoredReply
+from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent
 from bot.metrics import BotMetrics
 from bot.outbox import ReplyOutbox
 from bot.outbox_codec import encode_reply, key_from_metadata
@@ -59,6 +59,7 @@ logger = logging.getLogger("bot.workers")
 
 SPAN_NAME = "process bot.inbound"
 _KINDS = {kind.value: kind for kind in EventKind}
+_OPENING = frozenset(kind.value for kind in WINDOW_OPENING_KINDS)
 _HANDLER_BACKOFF_CAP_SECONDS = 60.0
 
 
@@ -130,14 +131,11 @@ class EventProcessor:
         metrics = self._metrics
         metrics.workers_busy.inc()
         started = self._clock()
-        window_write = None
         try:
             if not job.started:
                 metrics.queue_wait.observe(max(0.0, started - stored.received_at))
                 job.started = True
             handled, error = await self._attempt(stored, job.attempts + 1)
-            if handled is not None:
-                window_write = self._touch_window(handled.event)
         finally:
             metrics.workers_busy.dec()
             self._handler_duration[kind].observe(max(0.0, self._clock() - started))
@@ -147,7 +145,9 @@ class EventProcessor:
             except Exception as exc:  # e.g. a reply that is not JSON: the handler's bug
                 error = exc
             else:
-                committed = await self._commit(stored, replies, window_write)
+                committed = await self._final_write(
+                    stored, lambda: self._inbox.commit_handled(stored.id, replies)
+                )
                 if committed is None:
                     return None  # stopping: the event stays pending, its handler re-runs
                 job.committed = True
@@ -168,7 +168,7 @@ class EventProcessor:
                 reason,
                 extra={"log_type": "worker", "event_id": stored.id, "event_type": kind},
             )
-            await self._retrying("commit", lambda: self._inbox.dead_letter(stored.id, reason))
+            await self._final_write(stored, lambda: self._inbox.dead_letter(stored.id, reason))
             metrics.dead_letters.labels(event_type=kind).inc()
             self._finish(kind, "dead_lettered")
             return None
@@ -205,25 +205,20 @@ class EventProcessor:
             for n, reply in enumerate(replies)
         ]
 
-    async def _commit(
-        self, stored: StoredEvent, replies: list[NewReply], window_write: Any
-    ) -> list[StoredReply] | None:
-        if window_write is not None:
-            # Queued in the same loop iteration as the commit: one group commit for both.
-            results = await asyncio.gather(
-                window_write,
-                self._retrying("commit", lambda: self._inbox.commit_handled(stored.id, replies)),
-                return_exceptions=True,
-            )
-            if isinstance(results[0], Exception):  # the cache still knows the window
-                logger.warning("window write failed: %s", results[0], extra={"log_type": "worker"})
-            if isinstance(results[1], BaseException):
-                raise results[1]
-            committed: list[StoredReply] | None = results[1]
-            return committed
-        return await self._retrying(
-            "commit", lambda: self._inbox.commit_handled(stored.id, replies)
-        )
+    async def _final_write(self, stored: StoredEvent, make: Callable[[], Awaitable[T]]) -> T | None:
+        """The event's last write (handled or dead letter), retried until it lands, together
+        with the user's window time when this event opened the window (one group commit)."""
+        window_write = self._touch_window(stored)
+        final = self._retrying("commit", make)
+        if window_write is None:
+            return await final
+        # Queued in the same loop iteration: both ride one group commit.
+        window, result = await asyncio.gather(window_write, final, return_exceptions=True)
+        if isinstance(window, Exception):  # the cache still knows the window
+            logger.warning("window write failed: %s", window, extra={"log_type": "worker"})
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     async def _retrying(self, write: str, make: Callable[[], Awaitable[T]]) -> T | None:
         """Run an inbox write until it lands (``None`` if the engine stops meanwhile)."""
@@ -234,10 +229,10 @@ class EventProcessor:
         except WriteAbandoned:
             return None
 
-    def _touch_window(self, event: InboundEvent) -> Any:
-        psid = event.user_id
-        if psid and event.kind in WINDOW_OPENING_KINDS and event.timestamp_ms:
-            return self._windows.touch(event.page_id, psid, event.timestamp_ms)
+    def _touch_window(self, stored: StoredEvent) -> Awaitable[None] | None:
+        # The stored row has all it takes: for window-opening kinds the sender is the user.
+        if stored.sender_key and stored.timestamp_ms and stored.kind in _OPENING:
+            return self._windows.touch(stored.page_id, stored.sender_key, stored.timestamp_ms)
         return None
 
     def _finish(self, kind: str, outcome: str) -> None:

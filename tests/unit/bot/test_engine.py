@@ -350,6 +350,7 @@ async def test_failing_handler_is_retried_then_dead_lettered_while_others_procee
     dead = await h.inbox.dead_letters()
     assert [(d.kind, d.event.kind) for d in dead] == [(DeadLetterKind.HANDLER_FAILED, "postback")]
     assert "RuntimeError: handler bug" in (dead[0].error or "")
+    assert await h.inbox.window_opened_at(PAGE, ALICE) == base  # stored with the dead letter
     assert h.texts(ALICE) == [f"You said: t{base + 1}"]
     assert h.sample("bot_handler_retries_total", event_type="postback") == 2
     assert h.sample("bot_dead_letters_total", event_type="postback") == 1
