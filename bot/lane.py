@@ -133,20 +133,30 @@ class Lane(Generic[T]):
             asyncio.get_running_loop().call_soon(self.pump)
 
     async def _run_one(self, key: Hashable, item: T) -> None:
-        again: float | None = None
+        """Run ``item``, then go on with the next due item while there is room: under load
+        one task serves many items instead of one task each."""
         try:
-            again = await self._run(item)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # run() handles its own failures: this is a bug, not a retry
-            logger.exception("%s item failed", self._name, extra={"log_type": "worker"})
+            while True:
+                again: float | None = None
+                try:
+                    again = await self._run(item)
+                except Exception:  # run() handles its own failures: this is a bug, not a retry
+                    logger.exception("%s item failed", self._name, extra={"log_type": "worker"})
+                finally:  # also when cancelled: the key must not stay busy
+                    if self._running:
+                        if again is None:
+                            self._scheduler.done(key)
+                        else:
+                            self._scheduler.retry(key, item, order=self._order(item), at=again)
+                if not self._running or len(self._tasks) > self._limit():
+                    break
+                got = self._scheduler.take(self._clock() + _DUE_SLACK_SECONDS)
+                if got is None:
+                    break
+                key, item = got
         finally:
             self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
             if self._running:
-                if again is None:
-                    self._scheduler.done(key)
-                else:
-                    self._scheduler.retry(key, item, order=self._order(item), at=again)
                 self.pump()
             if not self._tasks and (not self._running or not len(self._scheduler)):
                 self._idle.set()
