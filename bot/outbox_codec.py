@@ -18,6 +18,7 @@ metadata>`` (Graph allows 1,000 characters in all, so the handler has ``1000 - l
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -43,8 +44,13 @@ def encode_reply(reply: Reply) -> str:
 def decode_reply(body: str) -> Reply:
     """The ``Reply`` back from storage; unknown stored fields (from a newer bot) are ignored."""
     data = json.loads(body)
-    names = {f.name for f in dataclasses.fields(Reply)}
+    names = _reply_fields()
     return Reply(**{k: v for k, v in data.items() if k in names})
+
+
+@functools.cache
+def _reply_fields() -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(Reply))
 
 
 def stamp_key(message: dict[str, Any], reply_id: int) -> dict[str, Any]:
