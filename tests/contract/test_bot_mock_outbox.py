@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.outbox_codec import key_from_metadata
+from bot.outbox_codec import handler_metadata, key_from_metadata
+from bot.routing import Reply, Router
 from tests.contract.bot_mock_pair import PSID, BotMockPair, StartPair
 from tests.polling import eventually
 
@@ -50,3 +51,28 @@ async def test_a_send_api_outage_loses_no_reply_and_sends_none_twice(
         what="the outbox settled",
     )
     assert (await pair.mock.summary())["extra_replies"] == 0
+
+
+async def test_a_handlers_own_metadata_reaches_the_platform_beside_the_key(
+    start_pair: StartPair,
+) -> None:
+    router = Router()
+    router.on_text(lambda ctx: Reply({"text": "noted", "metadata": "order-7"}))
+    pair = await start_pair(router=router)
+    action = await pair.mock.user(PSID).send_text("order please")
+    reply = await pair.mock.wait_for_reply(PSID, action.action_id, timeout=10)
+
+    metadata = reply.message["metadata"]
+    assert metadata.startswith("mhb1:") and handler_metadata(metadata) == "order-7"
+    # Meta echoes it unchanged; the echo settles nothing new and is counted once.
+    await pair.wait_metric("bot_echoes_ignored_total", 1)
+    echoes = [
+        item["message"]
+        for body in pair.switch.arrivals
+        for entry in body.get("entry", [])
+        for item in entry.get("messaging", [])
+        if item.get("message", {}).get("is_echo")
+    ]
+    assert [echo.get("metadata") for echo in echoes] == [metadata]
+    assert pair.metric("bot_replies_settled_total", state="sent") == 1
+    assert len(await pair.mock.journal("sends", psid=PSID)) == 1
