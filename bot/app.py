@@ -1,10 +1,10 @@
-"""App factory: wires the edge, inbox, worker pool and Send API client into one FastAPI app.
+"""App factory: wires the edge, inbox, engine and Send API client into one FastAPI app.
 
 >>> app = create_app(BotSettings(), registry=CollectorRegistry())  # doctest: +SKIP
 
 Collaborators passed in belong to the caller (opened here if needed, never closed here);
 the ones built by default are created in the lifespan and closed on shutdown in order:
-worker pool (finishing in-flight work up to the grace period), Send API client, inbox.
+engine (finishing in-flight work up to the grace period), Send API client, inbox.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
 from bot import __version__
+from bot.engine import Engine
 from bot.http_metrics import HttpMetricsMiddleware
 from bot.inbox import Inbox
 from bot.inbox_guard import InboxFileGuard
@@ -33,7 +34,6 @@ from bot.settings import BotSettings
 from bot.tracing import build_tracer_provider, instrument_app
 from bot.webhook import WebhookEdge
 from bot.webhook_lane import WebhookLane
-from bot.workers import WorkerPool
 
 log = logging.getLogger("bot.app")
 
@@ -79,7 +79,7 @@ def create_app(
                 the_router = load_router(settings.handlers_module, settings=settings)
             # The handlers' own clients (router.on_shutdown) close after the pool stopped.
             stack.push_async_callback(the_router.aclose)
-            pool = WorkerPool(
+            pool = Engine(
                 settings=settings,
                 inbox=the_inbox,
                 router=the_router,

@@ -2,8 +2,12 @@
 
     messenger-bot [serve] [--fd N]
     messenger-bot dead-letters list [--json] [--limit N] [--inbox PATH]
-    messenger-bot dead-letters replay (--all | --id N [--id N ...]) [--inbox PATH]
+    messenger-bot dead-letters replay (--all | --id N ... | --reply-id N ...) [--inbox PATH]
     messenger-bot profile apply FILE [--dry-run] | profile show
+
+Dead letters come in two kinds: ``handler_failed`` (the event's handler kept failing; replay
+runs it again, by event ``--id``) and ``reply_undeliverable`` (the Send API refused a reply or
+stayed down past its deadline; replay sends that reply again, by ``--reply-id``).
 
 ``serve`` runs one uvicorn process (uvloop, httptools with the limits of ``bot.http_guard``)
 on ``HOST``/``PORT``, or on an already-bound listening socket passed as file descriptor
@@ -62,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     if args.action == "list":
         return asyncio.run(_list_dead_letters(Path(inbox_path), args.limit, as_json=args.json))
-    return asyncio.run(_replay(Path(inbox_path), None if args.all else args.ids))
+    if args.all:
+        return asyncio.run(_replay(Path(inbox_path), None, None))
+    return asyncio.run(_replay(Path(inbox_path), args.ids or [], args.reply_ids or []))
 
 
 def serve(*, fd: int | None = None) -> int:
@@ -138,43 +144,53 @@ async def _list_dead_letters(path: Path, limit: int, *, as_json: bool) -> int:
     if as_json:
         rows = [
             {
-                "id": e.id,
-                "kind": e.kind,
-                "page_id": e.page_id,
-                "sender": e.sender_key,
-                "timestamp_ms": e.timestamp_ms,
-                "received_at": e.received_at,
-                "attempts": e.attempts,
-                "replies_sent": e.replies_sent,
-                "last_error": e.last_error,
-                "dedup_key": e.dedup_key,
-                "payload": json.loads(e.payload),
+                "kind": d.kind.value,
+                "id": d.id,
+                "event_id": d.event.id,
+                "reply_n": d.reply.n if d.reply else None,
+                "event_type": d.event.kind,
+                "page_id": d.event.page_id,
+                "sender": d.event.sender_key,
+                "timestamp_ms": d.event.timestamp_ms,
+                "received_at": d.event.received_at,
+                "attempts": d.reply.attempts if d.reply else d.event.attempts,
+                "error": d.error,
+                "dedup_key": d.event.dedup_key,
+                "payload": json.loads(d.event.payload),
+                "reply": json.loads(d.reply.body) if d.reply else None,
             }
-            for e in dead
+            for d in dead
         ]
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     if not dead:
         print("no dead letters")
         return EXIT_OK
-    print(f"{'id':>8}  {'kind':<18} {'received (UTC)':<20} {'attempts':>8}  last error")
-    for e in dead:
-        received = datetime.fromtimestamp(e.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{e.id:>8}  {e.kind:<18} {received:<20} {e.attempts:>8}  {e.last_error or ''}")
+    print(
+        f"{'id':>8}  {'kind':<20} {'event':>8}  {'event type':<18} {'received (UTC)':<20}"
+        f" {'attempts':>8}  error"
+    )
+    for d in dead:
+        received = datetime.fromtimestamp(d.event.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        attempts = d.reply.attempts if d.reply else d.event.attempts
+        print(
+            f"{d.id:>8}  {d.kind.value:<20} {d.event.id:>8}  {d.event.kind:<18} {received:<20}"
+            f" {attempts:>8}  {d.error or ''}"
+        )
     return EXIT_OK
 
 
-async def _replay(path: Path, ids: list[int] | None) -> int:
+async def _replay(path: Path, ids: list[int] | None, reply_ids: list[int] | None) -> int:
     from bot.inbox_sqlite import SqliteInbox
 
     inbox = SqliteInbox(path)
     await inbox.open()
     try:
-        count = await inbox.replay(ids)
+        count = await inbox.replay(ids, reply_ids)
     finally:
         await inbox.close()
     print(f"replayed {count} dead letter{'s' if count != 1 else ''}")
-    if ids is not None and count < len(set(ids)):
+    if ids is not None and reply_ids is not None and count < len(set(ids)) + len(set(reply_ids)):
         print("messenger-bot: some ids were not dead letters", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
@@ -185,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     serve_cmd = commands.add_parser("serve", help="run the webhook service (default)")
     serve_cmd.add_argument("--fd", type=int, help="serve on this already-listening socket")
-    dead = commands.add_parser("dead-letters", help="inspect or replay dead-lettered events")
+    dead = commands.add_parser("dead-letters", help="inspect or replay dead letters (both kinds)")
     actions = dead.add_subparsers(dest="action", required=True)
     for name in ("list", "replay"):
         action = actions.add_parser(name)
@@ -196,7 +212,17 @@ def _parser() -> argparse.ArgumentParser:
         else:
             which = action.add_mutually_exclusive_group(required=True)
             which.add_argument("--all", action="store_true", help="replay every dead letter")
-            which.add_argument("--id", type=int, action="append", dest="ids", metavar="N")
+            which.add_argument(
+                "--id", type=int, action="append", dest="ids", metavar="N", help="event id"
+            )
+            which.add_argument(
+                "--reply-id",
+                type=int,
+                action="append",
+                dest="reply_ids",
+                metavar="N",
+                help="reply id (of a reply_undeliverable dead letter)",
+            )
     from bot.profile_cli import add_profile_parser
 
     add_profile_parser(commands)

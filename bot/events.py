@@ -9,11 +9,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.inbox import StoredEvent
 
 from bot.event_time import Arrival, TimeFix, normalise_timestamp
 
@@ -210,6 +214,27 @@ def parse_event(
         standby=standby,
         time_fix=time_fix,
     )
+
+
+class StoredPayloadError(ValueError):
+    """A stored event whose payload is not a messaging object: retrying cannot help."""
+
+
+def event_from_storage(stored: StoredEvent) -> InboundEvent:
+    """The ``InboundEvent`` of an inbox row, through the same parser as the wire.
+
+    The stored timestamp and dedup key win: the edge normalised them when it stored the event.
+    Raises ``StoredPayloadError`` when the payload is not a JSON object.
+    """
+    try:
+        raw = json.loads(stored.payload)
+    except ValueError as exc:
+        raise StoredPayloadError("payload is not JSON") from exc
+    if not isinstance(raw, dict):
+        raise StoredPayloadError("payload is not a JSON object")
+    standby = stored.kind == EventKind.STANDBY.value
+    event = parse_event(raw, page_id=stored.page_id or None, standby=standby)
+    return dataclasses.replace(event, timestamp_ms=stored.timestamp_ms, dedup_key=stored.dedup_key)
 
 
 def dedup_key(item: dict[str, Any], kind: EventKind, page_id: str, *, standby: bool = False) -> str:

@@ -8,8 +8,8 @@ returned: an ``enqueue`` that returned is on disk and survives ``kill -9``.
 
 Reads run on a second connection in their own thread; WAL lets them proceed during commits.
 
-``mark_done_nowait`` and ``touch_window_nowait`` queue their write and return its future at
-once (write-behind for the workers); neighbouring done marks share one ``UPDATE``.
+Neighbouring ``commit_handled`` writes of one group commit share one ``UPDATE`` and one
+multi-row ``INSERT`` into the reply outbox.
 
 >>> inbox = SqliteInbox("var/inbox.db", synchronous="FULL", on_commit=print)  # doctest: +SKIP
 >>> await inbox.open(); stored = await inbox.enqueue([record])  # doctest: +SKIP
@@ -31,7 +31,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.inbox import InboxError, InboxRecord, InboxStats, StoredEvent
+from bot.inbox import (
+    DeadLetter,
+    DeadLetterKind,
+    InboxError,
+    InboxRecord,
+    InboxStats,
+    NewReply,
+    Replayed,
+    ReplyState,
+    ReplyUpdate,
+    StoredEvent,
+    StoredReply,
+)
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -55,6 +67,21 @@ CREATE TABLE IF NOT EXISTS events (
     done_at       REAL,
     replayed      INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS replies (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      INTEGER NOT NULL,
+    n             INTEGER NOT NULL,
+    page_id       TEXT    NOT NULL,
+    psid          TEXT    NOT NULL,
+    body          TEXT    NOT NULL,
+    state         TEXT    NOT NULL DEFAULT 'pending',  -- bot.inbox.ReplyState
+    created_at    REAL    NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    replayed      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (event_id, n)
+);
+CREATE INDEX IF NOT EXISTS replies_state ON replies (state, id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_dedup_key ON events (dedup_key);
 CREATE INDEX IF NOT EXISTS events_status ON events (status, id);
 CREATE INDEX IF NOT EXISTS events_done_at ON events (done_at) WHERE status = 'done';
@@ -64,13 +91,20 @@ CREATE TABLE IF NOT EXISTS windows (
     opened_at_ms  INTEGER NOT NULL,
     PRIMARY KEY (page_id, psid)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 """
 
 _COLUMNS = (
     "id, page_id, sender_key, kind, timestamp_ms, dedup_key, payload, traceparent,"
-    " received_at, attempts, replies_sent, last_error"
+    " received_at, attempts, last_error"
 )
+_REPLY_COLUMNS = "id, event_id, n, page_id, psid, body, state, created_at, attempts, last_error"
+_UNSETTLED = "state IN ('pending', 'sending', 'uncertain')"
+_INSERT_REPLIES = (
+    "INSERT INTO replies (event_id, n, page_id, psid, body, state, created_at) VALUES "
+)
+_REPLY_PLACEHOLDERS = "(?, ?, ?, ?, ?, ?, ?)"
+_UPDATE_REPLY = "UPDATE replies SET state = ?, attempts = ?, last_error = ? WHERE id = ?"
 _INSERT = (
     "INSERT OR IGNORE INTO events (page_id, sender_key, kind, timestamp_ms, dedup_key, payload,"
     " traceparent, received_at) VALUES "
@@ -81,6 +115,8 @@ _MARK_DONE = (
     "UPDATE events SET status = 'done', done_at = ?, replayed = 0"
     " WHERE id IN (SELECT value FROM json_each(?))"
 )
+# 7 parameters a reply row.
+_REPLY_CHUNK = 1000
 _UPSERT_WINDOW = (
     "INSERT INTO windows (page_id, psid, opened_at_ms) VALUES (?, ?, ?)"
     " ON CONFLICT (page_id, psid)"
@@ -102,14 +138,16 @@ WRITER_SWITCH_INTERVAL = 0.0002
 @dataclass(slots=True)
 class _Request:
     # Exactly one of: ``op`` (a statement), ``records`` (an enqueue: all of a batch's share
-    # one INSERT) or ``done_id`` (a mark_done: neighbouring ones share one UPDATE).
+    # one INSERT), ``handled`` (a commit_handled) or ``updates`` (an update_replies):
+    # neighbouring requests of the last two kinds share their statements.
     op: _Op | None
     records: list[InboxRecord] | None
     writes: int  # rows this request writes (0: read-only, needs no transaction)
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-    done_id: int | None = None
+    handled: tuple[int, list[NewReply]] | None = None
     done_at: float = 0.0
+    updates: list[ReplyUpdate] | None = None  # an update_replies: neighbouring ones share one
 
 
 _STOP = object()
@@ -197,7 +235,7 @@ class SqliteInbox:
         return result
 
     async def pending(self) -> list[StoredEvent]:
-        """Pending events, oldest first; clears the replayed flags so a pool starting from
+        """Pending events, oldest first; clears the replayed flags so an engine starting from
         this list does not get the same events again from ``take_replayed``."""
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
@@ -207,34 +245,40 @@ class SqliteInbox:
         result: list[StoredEvent] = await self._write(op)
         return result
 
-    async def take_replayed(self) -> list[StoredEvent]:
-        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
-            taken = _events(conn, "WHERE replayed = 1 AND status = 'pending' ORDER BY id")
-            if taken:
-                conn.execute("UPDATE events SET replayed = 0 WHERE replayed = 1")
-            return taken
+    async def unsettled_replies(self) -> list[StoredReply]:
+        def op(conn: sqlite3.Connection) -> list[StoredReply]:
+            conn.execute("UPDATE replies SET replayed = 0 WHERE replayed = 1")
+            return _replies(conn, f"WHERE {_UNSETTLED} ORDER BY id")
 
-        result: list[StoredEvent] = await self._write(op)
+        result: list[StoredReply] = await self._write(op)
         return result
 
-    async def mark_done(self, event_id: int) -> None:
-        await self.mark_done_nowait(event_id)
+    async def take_replayed(self) -> Replayed:
+        def op(conn: sqlite3.Connection) -> Replayed:
+            events = _events(conn, "WHERE replayed = 1 AND status = 'pending' ORDER BY id")
+            replies = _replies(conn, "WHERE replayed = 1 AND state = 'pending' ORDER BY id")
+            if events:
+                conn.execute("UPDATE events SET replayed = 0 WHERE replayed = 1")
+            if replies:
+                conn.execute("UPDATE replies SET replayed = 0 WHERE replayed = 1")
+            return Replayed(events, replies)
 
-    def mark_done_nowait(self, event_id: int) -> asyncio.Future[None]:
-        """Queue ``mark_done`` for the next group commit and return at once.
+        result: Replayed = await self._write(op)
+        return result
 
-        The returned future resolves when the commit is on disk (or fails with
-        ``InboxError``); the write is queued before this returns, so it lands exactly when an
-        awaited ``mark_done`` issued now would. Raises ``InboxError`` when the inbox is closed.
-        """
+    async def commit_handled(self, event_id: int, replies: Sequence[NewReply]) -> list[StoredReply]:
         loop = asyncio.get_running_loop()
-        done = _Request(None, None, 1, loop.create_future(), loop, event_id, self._clock())
-        return self._queue_request(done)
-
-    async def record_reply_sent(self, event_id: int, replies_sent: int) -> None:
-        await self._exec(
-            "UPDATE events SET replies_sent = ? WHERE id = ?", (replies_sent, event_id)
+        request = _Request(
+            None,
+            None,
+            1 + len(replies),
+            loop.create_future(),
+            loop,
+            (event_id, list(replies)),
+            self._clock(),
         )
+        result: list[StoredReply] = await self._queue_request(request)
+        return result
 
     async def record_failure(self, event_id: int, attempts: int, error: str) -> None:
         await self._exec(
@@ -250,29 +294,66 @@ class SqliteInbox:
             (error, now, event_id),
         )
 
-    async def replay(self, event_ids: Sequence[int] | None = None) -> int:
-        # A replayed event gets a fresh set of attempts; replies already sent stay counted.
-        sql = "UPDATE events SET status = 'pending', replayed = 1, attempts = 0, done_at = NULL"
-        ids = None if event_ids is None else list(event_ids)
+    async def update_replies(self, updates: Sequence[ReplyUpdate]) -> None:
+        if not updates:
+            return
+        loop = asyncio.get_running_loop()
+        request = _Request(None, None, len(updates), loop.create_future(), loop)
+        request.updates = list(updates)
+        await self._queue_request(request)
+
+    async def replay(
+        self, event_ids: Sequence[int] | None = None, reply_ids: Sequence[int] | None = None
+    ) -> int:
+        # A replayed event gets a fresh set of attempts; a replayed reply a fresh deadline.
+        events_sql = (
+            "UPDATE events SET status = 'pending', replayed = 1, attempts = 0, done_at = NULL"
+            " WHERE status = 'dead'"
+        )
+        replies_sql = (
+            "UPDATE replies SET state = 'pending', replayed = 1, attempts = 0, created_at = ?"
+            " WHERE state = 'dead'"
+        )
+        everything = event_ids is None and reply_ids is None
+        events = list(event_ids or ())
+        replies = list(reply_ids or ())
+        now = self._clock()
 
         def op(conn: sqlite3.Connection) -> int:
-            if ids is None:
-                return conn.execute(sql + " WHERE status = 'dead'").rowcount
-            return sum(
-                conn.execute(sql + " WHERE status = 'dead' AND id = ?", (i,)).rowcount for i in ids
+            if everything:
+                count = conn.execute(events_sql).rowcount
+                return count + conn.execute(replies_sql, (now,)).rowcount
+            count = sum(conn.execute(events_sql + " AND id = ?", (i,)).rowcount for i in events)
+            return count + sum(
+                conn.execute(replies_sql + " AND id = ?", (now, i)).rowcount for i in replies
             )
 
         result: int = await self._write(op)
         return result
 
     async def purge(self, done_before: float) -> int:
-        # Small chunks keep each group commit short while a big backlog is forgotten.
+        # Small chunks keep each group commit short while a big backlog is forgotten. An event
+        # stays while a reply of it is unsettled or a dead letter.
         def op(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events"
-                " WHERE status = 'done' AND done_at < ? LIMIT ?)",
-                (done_before, _PURGE_CHUNK),
-            ).rowcount
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM events WHERE status = 'done' AND done_at < ? AND NOT EXISTS"
+                    " (SELECT 1 FROM replies WHERE replies.event_id = events.id"
+                    "  AND replies.state NOT IN ('sent', 'dropped')) LIMIT ?",
+                    (done_before, _PURGE_CHUNK),
+                )
+            ]
+            if ids:
+                doomed = json.dumps(ids)
+                conn.execute(
+                    "DELETE FROM replies WHERE event_id IN (SELECT value FROM json_each(?))",
+                    (doomed,),
+                )
+                conn.execute(
+                    "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (doomed,)
+                )
+            return len(ids)
 
         total = 0
         while True:
@@ -282,17 +363,8 @@ class SqliteInbox:
                 return total
 
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
-        await self.touch_window_nowait(page_id, psid, at_ms)
-
-    def touch_window_nowait(self, page_id: str, psid: str, at_ms: int) -> asyncio.Future[None]:
-        """Queue ``touch_window`` for the next group commit; see ``mark_done_nowait``."""
         params = (page_id, psid, at_ms)
-        loop = asyncio.get_running_loop()
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(_UPSERT_WINDOW, params)
-
-        return self._queue_request(_Request(op, None, 1, loop.create_future(), loop))
+        await self._write(lambda conn: conn.execute(_UPSERT_WINDOW, params).rowcount)
 
     async def ping(self) -> None:
         """A round trip through the writer thread: proves it is alive and not wedged."""
@@ -300,10 +372,29 @@ class SqliteInbox:
 
     # --- Inbox protocol: reads -------------------------------------------------------------
 
-    async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
-        return await self._read(
-            lambda conn: _events(conn, "WHERE status = 'dead' ORDER BY id LIMIT ?", (limit,))
-        )
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        def query(conn: sqlite3.Connection) -> list[DeadLetter]:
+            dead = [
+                DeadLetter(DeadLetterKind.HANDLER_FAILED, e.id, e, e.last_error)
+                for e in _events(conn, "WHERE status = 'dead' ORDER BY id LIMIT ?", (limit,))
+            ]
+            replies = _replies(conn, "WHERE state = 'dead' ORDER BY id LIMIT ?", (limit,))
+            wanted = json.dumps(sorted({r.event_id for r in replies}))
+            events = {
+                e.id: e
+                for e in _events(conn, "WHERE id IN (SELECT value FROM json_each(?))", (wanted,))
+            }
+            dead += [
+                DeadLetter(
+                    DeadLetterKind.REPLY_UNDELIVERABLE, r.id, events[r.event_id], r.last_error, r
+                )
+                for r in replies
+                if r.event_id in events
+            ]
+            dead.sort(key=lambda d: (d.event.id, d.reply.n if d.reply else -1))
+            return dead[:limit]
+
+        return await self._read(query)
 
     async def stats(self) -> InboxStats:
         def query(conn: sqlite3.Connection) -> InboxStats:
@@ -311,7 +402,18 @@ class SqliteInbox:
                 "SELECT COUNT(*), MIN(received_at) FROM events WHERE status = 'pending'"
             ).fetchone()
             (dead,) = conn.execute("SELECT COUNT(*) FROM events WHERE status = 'dead'").fetchone()
-            return InboxStats(pending=pending, oldest_pending_received_at=oldest, dead_letters=dead)
+            (dead_replies,) = conn.execute(
+                "SELECT COUNT(*) FROM replies WHERE state = 'dead'"
+            ).fetchone()
+            (unsettled,) = conn.execute(
+                f"SELECT COUNT(*) FROM replies WHERE {_UNSETTLED}"
+            ).fetchone()
+            return InboxStats(
+                pending=pending,
+                oldest_pending_received_at=oldest,
+                dead_letters=dead + dead_replies,
+                unsettled_replies=unsettled,
+            )
 
         return await self._read(query)
 
@@ -412,18 +514,21 @@ class SqliteInbox:
                 stored = iter(_insert(conn, [rec for r in enqueues for rec in r.records or ()]))
                 for request in enqueues:
                     results.append((request, True, [next(stored) for _ in request.records or ()]))
-            # Runs of mark_done become one UPDATE; other ops keep their place in the order.
-            done: list[_Request] = []
+            # Runs of commit_handled (or of reply updates) share their statements; other ops
+            # keep their place in the order.
+            run: list[_Request] = []
             for request in batch:
-                if request.done_id is not None:
-                    done.append(request)
-                elif request.op is not None:
-                    if done:
-                        results.extend(_mark_done(conn, done))
-                        done = []
+                if request.records is not None:
+                    continue
+                if run and (request.op is not None or _run_kind(request) != _run_kind(run[0])):
+                    results.extend(_apply_run(conn, run))
+                    run = []
+                if request.op is not None:
                     results.append((request, True, request.op(conn)))
-            if done:
-                results.extend(_mark_done(conn, done))
+                else:
+                    run.append(request)
+            if run:
+                results.extend(_apply_run(conn, run))
             op_failed = False
             if writes:
                 conn.execute("COMMIT")
@@ -466,17 +571,84 @@ class SqliteInbox:
             self._read_conn = None
 
 
-def _mark_done(
+def _run_kind(request: _Request) -> bool:
+    return request.handled is not None
+
+
+def _apply_run(
     conn: sqlite3.Connection, requests: list[_Request]
 ) -> list[tuple[_Request, bool, Any]]:
-    """One statement for many ``mark_done``s (each SQLite call costs the writer a GIL hand-off).
-
-    They share the latest ``done_at`` of the run: at most a commit interval later than each
-    one's own, which only matters to ``purge`` (dedup retention) and errs towards keeping.
-    """
-    ids = json.dumps([r.done_id for r in requests])
-    conn.execute(_MARK_DONE, (max(r.done_at for r in requests), ids))
+    if _run_kind(requests[0]):
+        return _commit_handled(conn, requests)
+    params = [
+        (u.state.value, u.attempts, u.error, u.reply_id)
+        for request in requests
+        for u in request.updates or ()
+    ]
+    conn.executemany(_UPDATE_REPLY, params)
     return [(request, True, None) for request in requests]
+
+
+def _commit_handled(
+    conn: sqlite3.Connection, requests: list[_Request]
+) -> list[tuple[_Request, bool, Any]]:
+    """Many ``commit_handled``s in few statements (each SQLite call costs the writer a GIL
+    hand-off): one ``UPDATE`` for the events, one multi-row ``INSERT`` per chunk of replies.
+
+    The events share the latest ``done_at`` of the run: at most a commit interval later than
+    each one's own, which only matters to ``purge`` (dedup retention) and errs towards keeping.
+    """
+    ids = json.dumps([r.handled[0] for r in requests if r.handled is not None])
+    done_at = max(r.done_at for r in requests)
+    conn.execute(_MARK_DONE, (done_at, ids))
+    rows = [
+        (event_id, reply, request.done_at)
+        for request in requests
+        if request.handled is not None
+        for event_id, replies in (request.handled,)
+        for reply in replies
+    ]
+    stored: list[StoredReply] = []
+    for start in range(0, len(rows), _REPLY_CHUNK):
+        chunk = rows[start : start + _REPLY_CHUNK]
+        params = [
+            value
+            for event_id, reply, at in chunk
+            for value in (
+                event_id,
+                reply.n,
+                reply.page_id,
+                reply.psid,
+                reply.body,
+                reply.state.value,
+                at,
+            )
+        ]
+        cursor = conn.execute(
+            _INSERT_REPLIES + ",".join([_REPLY_PLACEHOLDERS] * len(chunk)), params
+        )
+        # No OR IGNORE: every row went in, and AUTOINCREMENT numbered them consecutively.
+        first = (cursor.lastrowid or 0) - len(chunk) + 1
+        stored.extend(
+            StoredReply(
+                first + i,
+                event_id,
+                reply.n,
+                reply.page_id,
+                reply.psid,
+                reply.body,
+                reply.state,
+                at,
+            )
+            for i, (event_id, reply, at) in enumerate(chunk)
+        )
+    results: list[tuple[_Request, bool, Any]] = []
+    taken = 0
+    for request in requests:
+        count = len(request.handled[1]) if request.handled is not None else 0
+        results.append((request, True, stored[taken : taken + count]))
+        taken += count
+    return results
 
 
 def _insert(conn: sqlite3.Connection, records: list[InboxRecord]) -> list[StoredEvent | None]:
@@ -538,6 +710,16 @@ def _events(
 ) -> list[StoredEvent]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM events {where}", params).fetchall()
     return [StoredEvent(*row) for row in rows]
+
+
+def _replies(
+    conn: sqlite3.Connection, where: str, params: tuple[Any, ...] = ()
+) -> list[StoredReply]:
+    rows = conn.execute(f"SELECT {_REPLY_COLUMNS} FROM replies {where}", params).fetchall()
+    return [
+        StoredReply(i, e, n, p, u, b, ReplyState(s), c, a, err)
+        for i, e, n, p, u, b, s, c, a, err in rows
+    ]
 
 
 def _resolve(results: list[tuple[_Request, bool, Any]]) -> None:

@@ -77,7 +77,11 @@ DROP_REASONS = (
     "retries_exhausted",
     "no_token",
     "no_recipient",
+    "uncertain",
 )
+SETTLEMENT_OUTCOMES = ("echo", "resent", "dropped")
+SETTLED_STATES = ("sent", "dropped", "dead")
+INBOX_WRITES = ("commit", "reply_state")
 
 
 class BotMetrics:
@@ -239,6 +243,29 @@ class BotMetrics:
             buckets=REPLY_BUCKETS,
             registry=registry,
         )
+        self.reply_settlements = Counter(
+            "bot_reply_settlements_total",
+            "Replies of unknown fate (crash while sending, lost answer) settled, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.replies_settled = Counter(
+            "bot_replies_settled_total",
+            "Outbox replies that reached a final state: sent, dropped or dead (undeliverable).",
+            ["state"],
+            registry=registry,
+        )
+        self.replies_undeliverable = Counter(
+            "bot_replies_undeliverable_total",
+            "Replies dead-lettered as undeliverable (refused, or Graph down past the deadline).",
+            registry=registry,
+        )
+        self.inbox_write_retries = Counter(
+            "bot_inbox_write_retries_total",
+            "Engine writes to the inbox that failed and were retried (disk full, locked...).",
+            ["write"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "bot_build_info",
             "Build information; the value is always 1.",
@@ -274,6 +301,12 @@ class BotMetrics:
         self.send_retries.labels(error_code="other")
         for reason in DROP_REASONS:
             self.replies_dropped.labels(reason=reason)
+        for outcome in SETTLEMENT_OUTCOMES:
+            self.reply_settlements.labels(outcome=outcome)
+        for state in SETTLED_STATES:
+            self.replies_settled.labels(state=state)
+        for write in INBOX_WRITES:
+            self.inbox_write_retries.labels(write=write)
 
 
 def error_code_label(code: int | str | None) -> str:

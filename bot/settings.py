@@ -94,6 +94,30 @@ class BotSettings(BaseSettings):
     handlers_module: str = Field(default="bot.default_handlers", alias="BOT_HANDLERS_MODULE")
     shutdown_grace_seconds: float = Field(default=10.0, alias="SHUTDOWN_GRACE_SECONDS")
 
+    # --- Reply outbox (docs/architecture.md "Reply outbox") ---
+    # Replies leaving at once, across conversations (one conversation sends in order).
+    outbox_concurrency: int = Field(default=64, ge=1, alias="OUTBOX_CONCURRENCY")
+    # While Graph fails transiently a reply waits with capped back-off until this many seconds
+    # after its commit; unset: for as long as the user's messaging window stays open.
+    reply_deadline_seconds: float | None = Field(default=None, gt=0, alias="REPLY_DEADLINE_SECONDS")
+    reply_backoff_base_seconds: float = Field(default=0.5, gt=0, alias="REPLY_BACKOFF_BASE_SECONDS")
+    reply_backoff_max_seconds: float = Field(default=30.0, gt=0, alias="REPLY_BACKOFF_MAX_SECONDS")
+    # A reply whose fate is unknown (a crash while sending, an answer lost on the way back)
+    # counts as sent when its echo arrives within this wait; otherwise REPLY_GUARANTEE decides.
+    reply_echo_wait_seconds: float = Field(default=10.0, ge=0, alias="REPLY_ECHO_WAIT_SECONDS")
+    reply_guarantee: Literal["at_least_once", "at_most_once"] = Field(
+        default="at_least_once", alias="REPLY_GUARANTEE"
+    )
+    # Whether the app subscribes to message_echoes; without echoes nothing can be settled by
+    # its echo, so the bot warns at start-up and applies REPLY_GUARANTEE at once.
+    echoes_subscribed: bool = Field(default=True, alias="MESSENGER_ECHOES_SUBSCRIBED")
+    # Events in progress never drop below this while the event loop lags (acks first, but
+    # the backlog keeps moving).
+    worker_min_concurrency: int = Field(default=4, ge=1, alias="WORKER_MIN_CONCURRENCY")
+    # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
+    # events run at once (bot.worker_limit).
+    ack_budget_seconds: float = Field(default=0.010, gt=0, alias="ACK_BUDGET_SECONDS")
+
     # --- Messaging window ---
     window_seconds: float = Field(default=24 * 3600, alias="MESSAGING_WINDOW_SECONDS")
     human_agent_window_seconds: float = Field(

@@ -1,7 +1,7 @@
-"""Window-opening times per user, cached in front of the inbox so replies need no read.
+"""Window-opening times per user, cached in front of the ``WindowStore`` so replies need no read.
 
-The worker touches the window before it dispatches an event, so for the usual "user writes,
-bot answers" the cache already knows the answer. The inbox is read only when the cache says
+The engine touches the window before it dispatches an event, so for the usual "user writes,
+bot answers" the cache already knows the answer. The store is read only when the cache says
 "not allowed" without having seen the stored value (e.g. the first reply after a restart).
 """
 
@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.inbox import Inbox
+from bot.inbox import WindowStore
 from bot.window import WindowDecision
 
 # Skip the write when a new action is less than this much newer than the stored one: a chatty
@@ -29,22 +29,22 @@ class _Entry:
 
 
 class WindowCache:
-    """LRU of ``(page_id, psid) -> last window-opening action (epoch ms)`` over an ``Inbox``.
+    """LRU of ``(page_id, psid) -> last window-opening action (epoch ms)`` over a ``WindowStore``.
 
-    ``write`` persists one action (default ``inbox.touch_window_nowait``, which queues the
-    write before returning, so the caller can overlap it with the handler).
+    ``write`` persists one action (default ``store.touch_window``); the caller awaits it
+    together with the event's commit, so both share one group commit.
     """
 
     def __init__(
         self,
-        inbox: Inbox,
+        inbox: WindowStore,
         *,
         max_entries: int = MAX_ENTRIES,
         persist_granularity_ms: int = PERSIST_GRANULARITY_MS,
         write: Callable[[str, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self._inbox = inbox
-        self._write = write if write is not None else inbox.touch_window_nowait
+        self._write = write if write is not None else inbox.touch_window
         self._max_entries = max_entries
         self._granularity = persist_granularity_ms
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
@@ -52,8 +52,7 @@ class WindowCache:
     def touch(self, page_id: str, psid: str, at_ms: int) -> Awaitable[None] | None:
         """Record a window-opening action (keeps the newest) in the cache right away.
 
-        Returns the inbox write to run when the action should be persisted, else ``None``; the
-        caller overlaps it with the handler instead of waiting for a commit before replying.
+        Returns the store write to await when the action should be persisted, else ``None``.
         """
         entry = self._entry((page_id, psid))
         entry.latest = at_ms if entry.latest is None else max(entry.latest, at_ms)

@@ -67,6 +67,8 @@ async def start_pair(tmp_path: Path) -> AsyncIterator[StartPair]:
                     "SEND_API_BACKOFF_BASE_SECONDS": 0.01,
                     "SEND_API_BACKOFF_MAX_SECONDS": 0.05,
                     "HANDLER_BACKOFF_BASE_SECONDS": 0.01,
+                    "REPLY_BACKOFF_BASE_SECONDS": 0.01,
+                    "REPLY_BACKOFF_MAX_SECONDS": 0.1,
                     "SHUTDOWN_GRACE_SECONDS": 2,
                     **bot_env,
                 }

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from bot.events import EventKind
+from bot.outbox_codec import key_from_metadata
 from tests.contract.bot_mock_pair import (
     APP_ID,
     APP_SECRET,
@@ -111,7 +112,8 @@ async def test_replies_of_the_reference_bot_reach_the_user_through_the_send_api(
     for act, expected in cases:
         action = await act
         reply = await pair.mock.wait_for_reply(PSID, action.action_id, timeout=10)
-        assert reply.message == {"text": expected}
+        assert reply.message == {"text": expected, "metadata": reply.message["metadata"]}
+        assert key_from_metadata(reply.message["metadata"]) is not None  # the idempotency key
 
     sends = await pair.mock.journal("sends", psid=PSID)
     assert [s["request"]["message"]["text"] for s in sends] == [e for _, e in cases]

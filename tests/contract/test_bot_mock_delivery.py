@@ -177,5 +177,5 @@ async def test_a_bot_that_stays_down_is_alerted_then_unsubscribed_and_resubscrib
     assert resubscribed.json() == {"success": True}
     back = await user.send_text("back again")
     reply = await pair.mock.wait_for_reply(PSID, back.action_id, timeout=10)
-    assert reply.message == {"text": "You said: back again"}
+    assert reply.message["text"] == "You said: back again"
     assert await _replies(pair, PSID) == ["You said: back again"]

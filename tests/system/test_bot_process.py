@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.inbox import InboxRecord
+from bot.inbox import InboxRecord, NewReply, ReplyState, ReplyUpdate
 from bot.inbox_sqlite import SqliteInbox
+from bot.outbox_codec import encode_reply
+from bot.routing import Reply
 
 pytestmark = pytest.mark.system
 
@@ -106,30 +108,43 @@ def test_dead_letters_cli_lists_and_replays_into_a_running_bot(
 ) -> None:
     inbox_path = Path(bot_env["INBOX_PATH"])
 
+    def _record(event: dict[str, Any], psid: str) -> InboxRecord:
+        return InboxRecord(
+            page_id=webhook_events.page_id,
+            sender_key=psid,
+            kind="text",
+            timestamp_ms=event["timestamp"],
+            dedup_key=f"mid:m_{psid}",
+            payload=json.dumps(event),
+            traceparent=None,
+            received_at=time.time(),
+        )
+
     async def seed() -> list[int]:
         inbox = SqliteInbox(inbox_path)
         await inbox.open()
         ids = []
         for psid in ("990001", "990002"):
             event = webhook_events.text(f"m_{psid}", psid=psid)
-            record = InboxRecord(
-                page_id=webhook_events.page_id,
-                sender_key=psid,
-                kind="text",
-                timestamp_ms=event["timestamp"],
-                dedup_key=f"mid:m_{psid}",
-                payload=json.dumps(event),
-                traceparent=None,
-                received_at=time.time(),
-            )
-            [stored] = await inbox.enqueue([record])
+            [stored] = await inbox.enqueue([_record(event, psid)])
             assert stored is not None
             await inbox.dead_letter(stored.id, "handler crashed: KeyError")
             ids.append(stored.id)
+        # A reply the Send API would not take: its event is done, the reply is the dead letter.
+        event = webhook_events.text("m_990003", psid="990003")
+        [answered] = await inbox.enqueue([_record(event, "990003")])
+        assert answered is not None
+        body = encode_reply(Reply.text("late but there"))
+        [reply] = await inbox.commit_handled(
+            answered.id, [NewReply(0, webhook_events.page_id, "990003", body)]
+        )
+        await inbox.update_replies([ReplyUpdate(reply.id, ReplyState.DEAD, 4, "Graph down")])
+        await inbox.touch_window(webhook_events.page_id, "990003", event["timestamp"])
+        ids.append(reply.id)
         await inbox.close()
         return ids
 
-    first, second = asyncio.run(seed())
+    first, second, undeliverable = asyncio.run(seed())
     # The CLI needs only INBOX_PATH: no secrets in its environment.
     env = {k: v for k, v in bot_env.items() if not k.startswith("MESSENGER_")}
 
@@ -139,10 +154,12 @@ def test_dead_letters_cli_lists_and_replays_into_a_running_bot(
     listed = cli("dead-letters", "list", "--json")
     assert listed.returncode == 0
     rows = json.loads(listed.stdout)
-    assert [(r["id"], r["last_error"]) for r in rows] == [
-        (first, "handler crashed: KeyError"),
-        (second, "handler crashed: KeyError"),
+    assert [(r["kind"], r["id"], r["error"]) for r in rows] == [
+        ("handler_failed", first, "handler crashed: KeyError"),
+        ("handler_failed", second, "handler crashed: KeyError"),
+        ("reply_undeliverable", undeliverable, "Graph down"),
     ]
+    assert rows[2]["reply"]["message"] == {"text": "late but there"}
     human = cli("dead-letters", "list")
     assert str(first) in human.stdout and "handler crashed" in human.stdout
 
@@ -152,6 +169,9 @@ def test_dead_letters_cli_lists_and_replays_into_a_running_bot(
     assert (replayed.returncode, replayed.stdout.strip()) == (0, "replayed 1 dead letter")
 
     assert send_api_recorder.wait_for(lambda r: r.replies_to("990001"), timeout=30)
+    replayed = cli("dead-letters", "replay", "--reply-id", str(undeliverable))
+    assert (replayed.returncode, replayed.stdout.strip()) == (0, "replayed 1 dead letter")
+    assert send_api_recorder.wait_for(lambda r: r.replies_to("990003"), timeout=30)
     assert [r["id"] for r in json.loads(cli("dead-letters", "list", "--json").stdout)] == [second]
     assert send_api_recorder.replies_to("990002") == []
     bot.signal(signal.SIGTERM)

@@ -1,9 +1,11 @@
-"""The SQLite inbox: dedup, durability, group commit, dead letters, purge, windows."""
+"""What only the SQLite inbox does: durability, group commit, failure isolation.
+
+The shared semantics are in the conformance suite (``test_inbox_conformance.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import textwrap
@@ -12,29 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.inbox import InboxError, InboxRecord
+from bot.inbox import InboxError, ReplyState, ReplyUpdate
 from bot.inbox_sqlite import SqliteInbox
-
-
-def record(key: str, *, received_at: float = 1000.0) -> InboxRecord:
-    return InboxRecord(
-        page_id="104501234567890",
-        sender_key="6543210987654321",
-        kind="text",
-        timestamp_ms=1_700_000_000_000,
-        dedup_key=key,
-        payload=json.dumps({"message": {"mid": key, "text": "hi"}}),
-        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        received_at=received_at,
-    )
-
-
-class FakeClock:
-    def __init__(self, now: float = 10_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.bot.inbox_conformance import FakeClock, record, reply
 
 
 @pytest.fixture
@@ -53,22 +35,6 @@ async def inbox(tmp_path: Path, clock: FakeClock, commits: list[int]) -> AsyncIt
     await box.open()
     yield box
     await box.close()
-
-
-async def test_enqueue_assigns_ids_and_returns_the_stored_event(inbox: SqliteInbox) -> None:
-    first, second = await inbox.enqueue([record("mid:a"), record("mid:b")])
-    assert first is not None and second is not None
-    assert second.id > first.id
-    assert first.dedup_key == "mid:a"
-    assert first.traceparent == record("mid:a").traceparent
-    assert first.attempts == 0 and first.replies_sent == 0
-
-
-async def test_same_dedup_key_is_stored_once(inbox: SqliteInbox) -> None:
-    [stored] = await inbox.enqueue([record("mid:a")])
-    assert stored is not None
-    assert await inbox.enqueue([record("mid:a")]) == [None]
-    assert [e.id for e in await inbox.pending()] == [stored.id]
 
 
 async def test_duplicate_inside_one_enqueue_is_reported(inbox: SqliteInbox) -> None:
@@ -99,8 +65,11 @@ async def test_events_survive_close_and_reopen(tmp_path: Path) -> None:
     await box.open()
     [stored] = await box.enqueue([record("mid:a")])
     assert stored is not None
-    await box.record_reply_sent(stored.id, 1)
     await box.record_failure(stored.id, 2, "timeout")
+    [other] = await box.enqueue([record("mid:b")])
+    assert other is not None
+    sent, unsettled = await box.commit_handled(other.id, [reply(0), reply(1)])
+    await box.update_replies([ReplyUpdate(sent.id, ReplyState.SENT, 1)])
     await box.close()
 
     reopened = SqliteInbox(path)
@@ -108,7 +77,8 @@ async def test_events_survive_close_and_reopen(tmp_path: Path) -> None:
     try:
         [event] = await reopened.pending()
         assert (event.id, event.dedup_key, event.payload) == (stored.id, "mid:a", stored.payload)
-        assert (event.replies_sent, event.attempts, event.last_error) == (1, 2, "timeout")
+        assert (event.attempts, event.last_error) == (2, "timeout")
+        assert await reopened.unsettled_replies() == [unsettled]
         assert await reopened.enqueue([record("mid:a")]) == [None]  # dedup survives too
     finally:
         await reopened.close()
@@ -151,74 +121,6 @@ def test_an_acknowledged_enqueue_survives_kill_9(tmp_path: Path) -> None:
     assert asyncio.run(count()) == 20
 
 
-async def test_pending_excludes_done_and_dead(inbox: SqliteInbox) -> None:
-    a, b, c = await inbox.enqueue([record("mid:a"), record("mid:b"), record("mid:c")])
-    assert a and b and c
-    await inbox.mark_done(a.id)
-    await inbox.dead_letter(b.id, "handler crashed")
-    assert [e.id for e in await inbox.pending()] == [c.id]
-
-
-async def test_dead_letters_are_listed_and_counted(inbox: SqliteInbox) -> None:
-    a, b = await inbox.enqueue([record("mid:a", received_at=5.0), record("mid:b", received_at=7.0)])
-    assert a and b
-    await inbox.record_failure(a.id, 5, "boom")
-    await inbox.dead_letter(a.id, "boom")
-    [dead] = await inbox.dead_letters()
-    assert (dead.id, dead.attempts, dead.last_error) == (a.id, 5, "boom")
-    stats = await inbox.stats()
-    assert (stats.pending, stats.oldest_pending_received_at, stats.dead_letters) == (1, 7.0, 1)
-
-
-async def test_replay_moves_dead_letters_back_once(inbox: SqliteInbox) -> None:
-    a, b = await inbox.enqueue([record("mid:a"), record("mid:b")])
-    assert a and b
-    await inbox.record_reply_sent(a.id, 1)
-    await inbox.record_failure(a.id, 5, "boom")
-    await inbox.dead_letter(a.id, "boom")
-    await inbox.dead_letter(b.id, "boom")
-
-    assert await inbox.replay([a.id, 999]) == 1
-    [replayed] = await inbox.take_replayed()
-    assert replayed.id == a.id
-    assert replayed.attempts == 0  # a fresh set of attempts
-    assert replayed.replies_sent == 1  # replies already sent stay sent
-    assert await inbox.take_replayed() == []
-    assert [e.id for e in await inbox.dead_letters()] == [b.id]
-
-    assert await inbox.replay() == 1
-    assert {e.id for e in await inbox.pending()} == {a.id, b.id}
-    assert await inbox.take_replayed() == []  # pending() already handed them over
-    assert (await inbox.stats()).dead_letters == 0
-
-
-async def test_purge_forgets_old_done_events_only(inbox: SqliteInbox, clock: FakeClock) -> None:
-    old, recent, pending, dead = await inbox.enqueue(
-        [record("mid:old"), record("mid:recent"), record("mid:pending"), record("mid:dead")]
-    )
-    assert old and recent and pending and dead
-    clock.now = 100.0
-    await inbox.mark_done(old.id)
-    await inbox.dead_letter(dead.id, "x")
-    clock.now = 500.0
-    await inbox.mark_done(recent.id)
-
-    assert await inbox.purge(done_before=200.0) == 1
-    assert await inbox.enqueue([record("mid:old")]) != [None]  # dedup retention ended
-    assert await inbox.enqueue([record("mid:recent")]) == [None]
-    assert [e.id for e in await inbox.dead_letters()] == [dead.id]
-
-
-async def test_window_keeps_the_latest_user_action(inbox: SqliteInbox) -> None:
-    assert await inbox.window_opened_at("p", "u") is None
-    await inbox.touch_window("p", "u", 2000)
-    await inbox.touch_window("p", "u", 1000)  # an older event arriving late
-    assert await inbox.window_opened_at("p", "u") == 2000
-    await inbox.touch_window("p", "u", 3000)
-    assert await inbox.window_opened_at("p", "u") == 3000
-    assert await inbox.window_opened_at("other", "u") is None
-
-
 async def test_a_failing_write_does_not_fail_the_writes_it_shares_a_commit_with(
     inbox: SqliteInbox,
 ) -> None:
@@ -258,49 +160,25 @@ def test_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
         SqliteInbox(tmp_path / "x.db", synchronous="OFF; DROP TABLE events")
 
 
-async def test_done_marks_queued_together_share_one_commit(
+async def test_commits_of_handled_events_queued_together_share_one_transaction(
     inbox: SqliteInbox, commits: list[int]
 ) -> None:
     events = await inbox.enqueue([record(f"mid:{i}") for i in range(5)])
     commits.clear()
-    await asyncio.gather(*(inbox.mark_done_nowait(e.id) for e in events if e is not None))
-    assert commits == [5]
-    assert await inbox.pending() == []
+    stored = await asyncio.gather(
+        *(inbox.commit_handled(e.id, [reply(0), reply(1)]) for e in events if e is not None)
+    )
+    assert commits == [15]  # 5 events + 10 replies, one commit
+    assert [len(s) for s in stored] == [2] * 5
+    assert len({r.id for s in stored for r in s}) == 10
+    assert [r.id for r in await inbox.unsettled_replies()] == [r.id for s in stored for r in s]
 
 
-async def test_a_nowait_write_is_queued_before_the_call_returns(tmp_path: Path) -> None:
-    path = tmp_path / "inbox.db"
-    box = SqliteInbox(path)
-    await box.open()
-    [stored] = await box.enqueue([record("mid:a")])
-    assert stored is not None
-    box.mark_done_nowait(stored.id)  # not awaited
-    box.touch_window_nowait("p", "u", 2000)
-    await box.close()  # close() finishes what was queued
-
-    reopened = SqliteInbox(path)
-    await reopened.open()
-    try:
-        assert await reopened.pending() == []
-        assert await reopened.window_opened_at("p", "u") == 2000
-    finally:
-        await reopened.close()
-
-
-async def test_done_marks_keep_their_place_among_other_writes(inbox: SqliteInbox) -> None:
+async def test_a_handled_commit_keeps_its_place_among_other_writes(inbox: SqliteInbox) -> None:
     a, b = await inbox.enqueue([record("mid:a"), record("mid:b")])
     assert a and b
-    done = inbox.mark_done_nowait(a.id)
-    # Queued in the same loop iteration, after the done mark: it must see it.
+    done = asyncio.ensure_future(inbox.commit_handled(a.id, []))
+    await asyncio.sleep(0)  # queued first
+    # Queued in the same loop iteration, after the commit: it must see it.
     assert [e.id for e in await inbox.pending()] == [b.id]
     await done
-
-
-async def test_nowait_writes_on_a_closed_inbox_raise(tmp_path: Path) -> None:
-    box = SqliteInbox(tmp_path / "inbox.db")
-    await box.open()
-    await box.close()
-    with pytest.raises(InboxError):
-        box.mark_done_nowait(1)
-    with pytest.raises(InboxError):
-        box.touch_window_nowait("p", "u", 1)

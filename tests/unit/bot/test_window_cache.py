@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bot.inbox_memory import MemoryInbox
 from bot.window import decide_window
 from bot.window_cache import WindowCache
@@ -20,10 +18,6 @@ class CountingInbox(MemoryInbox):
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
         self.writes += 1
         await super().touch_window(page_id, psid, at_ms)
-
-    def touch_window_nowait(self, page_id: str, psid: str, at_ms: int) -> asyncio.Future[None]:
-        self.writes += 1
-        return super().touch_window_nowait(page_id, psid, at_ms)
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         self.reads += 1

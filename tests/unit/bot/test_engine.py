@@ -1,10 +1,13 @@
-"""WorkerPool over a MemoryInbox and a recording SendApi: ordering, dedup, windows, retries."""
+"""The engine over a MemoryInbox and a recording SendApi: ordering, dedup, windows, retries."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import random
+import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,16 +22,26 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry
 
+from bot.engine import Engine
 from bot.events import parse_event
-from bot.inbox import Inbox, InboxError, InboxRecord, StoredEvent
+from bot.inbox import (
+    DeadLetterKind,
+    Inbox,
+    InboxError,
+    InboxRecord,
+    NewReply,
+    ReplyState,
+    ReplyUpdate,
+    StoredEvent,
+)
 from bot.inbox_memory import MemoryInbox
 from bot.inbox_sqlite import SqliteInbox
 from bot.metrics import BotMetrics
+from bot.outbox_codec import encode_reply, handler_metadata, key_from_metadata
 from bot.retry import ErrorClass
 from bot.routing import Context, Reply, Router
 from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
-from bot.workers import WorkerPool
 from tests.polling import eventually
 
 PAGE = "104501234567890"
@@ -83,6 +96,10 @@ def record(
     )
 
 
+def new_reply(n: int, text: str, psid: str = ALICE) -> NewReply:
+    return NewReply(n=n, page_id=PAGE, psid=psid, body=encode_reply(Reply.text(text)))
+
+
 class RecordingSendApi:
     """Records every send; ``answer`` may return a failure or raise for chosen calls."""
 
@@ -90,6 +107,7 @@ class RecordingSendApi:
         self, answer: Callable[[str, dict[str, Any]], Awaitable[SendResult]] | None = None
     ):
         self.sent: list[tuple[str, str, str]] = []  # psid, text, messaging_type
+        self.metadata: list[str] = []
         self.answer = answer
 
     async def send(
@@ -106,6 +124,7 @@ class RecordingSendApi:
             if not result.ok:
                 return result
         self.sent.append((psid, message.get("text", ""), messaging_type))
+        self.metadata.append(message.get("metadata", ""))
         return SendResult(ok=True, message_id=f"m_out_{len(self.sent)}")
 
     async def aclose(self) -> None:
@@ -138,8 +157,8 @@ class Harness:
         self.send_api = send_api or RecordingSendApi()
         self.pool = self.new_pool()
 
-    def new_pool(self) -> WorkerPool:
-        return WorkerPool(
+    def new_pool(self) -> Engine:
+        return Engine(
             settings=self.settings,
             inbox=self.inbox,
             router=self.router,
@@ -329,8 +348,9 @@ async def test_failing_handler_is_retried_then_dead_lettered_while_others_procee
 
     assert calls == 3
     dead = await h.inbox.dead_letters()
-    assert [d.kind for d in dead] == ["postback"]
-    assert "RuntimeError: handler bug" in (dead[0].last_error or "")
+    assert [(d.kind, d.event.kind) for d in dead] == [(DeadLetterKind.HANDLER_FAILED, "postback")]
+    assert "RuntimeError: handler bug" in (dead[0].error or "")
+    assert await h.inbox.window_opened_at(PAGE, ALICE) == base  # stored with the dead letter
     assert h.texts(ALICE) == [f"You said: t{base + 1}"]
     assert h.sample("bot_handler_retries_total", event_type="postback") == 2
     assert h.sample("bot_dead_letters_total", event_type="postback") == 1
@@ -398,21 +418,109 @@ async def test_stop_waits_for_an_in_flight_event() -> None:
     assert h.texts() == ["finished"] and await h.inbox.pending() == []
 
 
-async def test_restart_after_a_partial_send_does_not_resend() -> None:
+async def test_restart_sends_only_the_replies_that_were_not_sent() -> None:
+    calls = 0
     router = Router()
-    router.on_text(lambda ctx: [Reply.text("one"), Reply.text("two")])
+
+    def answer(ctx: Context) -> list[Reply]:
+        nonlocal calls
+        calls += 1
+        return [Reply.text("one"), Reply.text("two")]
+
+    router.on_text(answer)
     h = Harness(router)
-    stored = await h.enqueue(record(ALICE))
-    assert stored[0] is not None
-    await h.inbox.record_reply_sent(stored[0].id, 1)  # a previous run sent "one", then died
+    (stored,) = await h.enqueue(record(ALICE))
+    assert stored is not None
+    # A previous run handled the event, sent "one", then died before "two" went out.
+    one, _ = await h.inbox.commit_handled(stored.id, [new_reply(0, "one"), new_reply(1, "two")])
+    await h.inbox.update_replies([ReplyUpdate(one.id, ReplyState.SENT, 1)])
+    await h.inbox.touch_window(PAGE, ALICE, now_ms())
     await h.pool.start()
     await h.settle()
     await h.pool.stop(grace=1)
-    assert h.texts() == ["two"]
-    assert h.sample("bot_time_to_first_reply_seconds_count") == 0  # measured by the first run
+    assert h.texts() == ["two"] and calls == 0  # the handler never runs again
+    assert await h.inbox.unsettled_replies() == []
 
 
-async def test_handler_retry_after_a_partial_send_does_not_resend() -> None:
+async def test_a_handler_with_random_output_that_fails_once_sends_its_replies_once() -> None:
+    runs = 0
+    router = Router()
+
+    @router.on_text
+    def lucky_number(ctx: Context) -> list[Reply]:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("flaky model")
+        return [Reply.text(f"lucky {random.random()}"), Reply.text("bye")]
+
+    h = Harness(router)
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert runs == 2
+    assert len(h.texts()) == 2 and h.texts()[0].startswith("lucky ") and h.texts()[1] == "bye"
+    assert h.sample("bot_handler_retries_total", event_type="text") == 1
+
+
+class FlakyCommits(MemoryInbox):
+    """An inbox whose first ``failures`` handled-commits and reply-state writes fail."""
+
+    def __init__(self, *, commit_failures: int = 0, state_failures: int = 0) -> None:
+        super().__init__()
+        self.commit_failures = commit_failures
+        self.state_failures = state_failures
+
+    async def commit_handled(self, event_id: int, replies: Any) -> Any:
+        if self.commit_failures:
+            self.commit_failures -= 1
+            raise InboxError("database is locked")
+        return await super().commit_handled(event_id, replies)
+
+    async def update_replies(self, updates: Any) -> None:
+        if self.state_failures:
+            self.state_failures -= 1
+            raise InboxError("disk I/O error: no space left")
+        await super().update_replies(updates)
+
+
+async def test_a_failed_commit_is_retried_without_running_the_handler_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs = 0
+    router = Router()
+
+    @router.on_text
+    def varies(ctx: Context) -> Reply:
+        nonlocal runs
+        runs += 1
+        return Reply.text(f"run {runs}")
+
+    h = Harness(router, inbox=FlakyCommits(commit_failures=3))
+    await h.pool.start()
+    with caplog.at_level(logging.ERROR, logger="bot.engine"):
+        await h.deliver(record(ALICE))
+        await h.settle()
+    await h.pool.stop(grace=1)
+    assert runs == 1 and h.texts() == ["run 1"]
+    assert await h.inbox.pending() == []
+    assert h.sample("bot_inbox_write_retries_total", write="commit") == 3
+    assert "inbox commit write failed (1 times), retrying" in caplog.text
+
+
+async def test_failed_reply_state_writes_are_retried_and_never_read_as_not_sent() -> None:
+    h = Harness(inbox=FlakyCommits(state_failures=4))  # full disk for a while
+    await h.pool.start()
+    await h.deliver(record(ALICE), record(BOB))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert sorted(who for who, _, _ in h.send_api.sent) == [ALICE, BOB]  # once each
+    assert await h.inbox.unsettled_replies() == []
+    assert h.sample("bot_inbox_write_retries_total", write="reply_state") == 4
+
+
+async def test_a_client_bug_during_a_send_leaves_the_reply_to_the_echo_rule() -> None:
     crashed = False
 
     async def crash_once(psid: str, message: dict[str, Any]) -> SendResult:
@@ -424,38 +532,83 @@ async def test_handler_retry_after_a_partial_send_does_not_resend() -> None:
 
     router = Router()
     router.on_text(lambda ctx: [Reply.text("one"), Reply.text("two")])
-    h = Harness(router, RecordingSendApi(crash_once))
+    # No echo comes (the fake platform has none): at-least-once sends it again after the wait.
+    h = Harness(router, RecordingSendApi(crash_once), reply_echo_wait_seconds=0.05)
     await h.pool.start()
     await h.deliver(record(ALICE))
     await h.settle()
     await h.pool.stop(grace=1)
     assert h.texts() == ["one", "two"]
-    assert h.sample("bot_events_processed_total", event_type="text", outcome="handled") == 1
+    assert h.sample("bot_reply_settlements_total", outcome="resent") == 1
 
 
-@pytest.mark.parametrize(
-    ("code", "error_class", "reason"),
-    [
-        (190, ErrorClass.PERMANENT, "permanent_error"),
-        (2, ErrorClass.TRANSIENT, "retries_exhausted"),
-        (613, ErrorClass.THROTTLED, "retries_exhausted"),
-    ],
-)
-async def test_failed_sends_are_counted_as_dropped(
-    code: int, error_class: ErrorClass, reason: str
-) -> None:
-    result = SendResult(ok=False, error_code=code, error_class=error_class)
+def transient(code: int = 2) -> SendResult:
+    return SendResult(ok=False, error_code=code, error_class=ErrorClass.TRANSIENT)
 
-    async def fail(psid: str, message: dict[str, Any]) -> SendResult:
-        return result
 
-    h = Harness(send_api=RecordingSendApi(fail))
+async def test_an_outage_longer_than_the_old_retries_loses_no_reply() -> None:
+    outage_ends = time.monotonic() + 2.0  # the old engine gave up after about 1.5 s
+
+    async def down_for_a_while(psid: str, message: dict[str, Any]) -> SendResult:
+        return transient() if time.monotonic() < outage_ends else SendResult(ok=True)
+
+    h = Harness(
+        send_api=RecordingSendApi(down_for_a_while),
+        reply_backoff_base_seconds=0.02,
+        reply_backoff_max_seconds=0.2,
+    )
+    await h.pool.start()
+    users = [f"30000000000000{n:02d}" for n in range(10)]
+    await h.deliver(*(record(user) for user in users))
+    await asyncio.wait_for(h.pool.join(), 10)
+    await h.pool.stop(grace=1)
+    assert sorted(who for who, _, _ in h.send_api.sent) == users  # each exactly once
+    assert h.sample("bot_replies_undeliverable_total") == 0
+
+
+async def test_past_its_deadline_a_reply_becomes_a_replayable_dead_letter() -> None:
+    up = False
+
+    async def outage(psid: str, message: dict[str, Any]) -> SendResult:
+        return SendResult(ok=True) if up else transient(1)
+
+    h = Harness(
+        send_api=RecordingSendApi(outage),
+        reply_deadline_seconds=0.2,
+        reply_backoff_base_seconds=0.02,
+        reply_backoff_max_seconds=0.05,
+    )
     await h.pool.start()
     await h.deliver(record(ALICE))
     await h.settle()
+    [dead] = await h.inbox.dead_letters()
+    assert dead.kind is DeadLetterKind.REPLY_UNDELIVERABLE and dead.reply is not None
+    assert "deadline" in (dead.error or "")
+    assert h.sample("bot_replies_undeliverable_total") == 1
+    assert h.texts() == []
+
+    up = True
+    assert await h.inbox.replay(reply_ids=[dead.id]) == 1
+    await wait_for(lambda: len(h.texts()) == 1)
     await h.pool.stop(grace=1)
-    assert h.sample("bot_replies_dropped_total", reason=reason) == 1
-    assert await h.inbox.pending() == [] and await h.inbox.dead_letters() == []
+    assert await h.inbox.dead_letters() == []
+
+
+async def test_a_refused_reply_is_dead_lettered_alone() -> None:
+    async def refuse_one(psid: str, message: dict[str, Any]) -> SendResult:
+        if psid == ALICE:  # e.g. a lone surrogate Graph cannot decode
+            return SendResult(ok=False, error_code=100, error_class=ErrorClass.PERMANENT)
+        return SendResult(ok=True)
+
+    h = Harness(send_api=RecordingSendApi(refuse_one))
+    await h.pool.start()
+    await h.deliver(record(ALICE), record(BOB), record("1000000000000003"))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert sorted(who for who, _, _ in h.send_api.sent) == [BOB, "1000000000000003"]
+    [dead] = await h.inbox.dead_letters()
+    assert dead.kind is DeadLetterKind.REPLY_UNDELIVERABLE and dead.event.sender_key == ALICE
+    assert dead.error == "Send API refused the reply: none"
 
 
 async def test_consumer_span_links_to_producer_and_parents_the_send_api_client_span() -> None:
@@ -496,7 +649,7 @@ async def test_consumer_span_links_to_producer_and_parents_the_send_api_client_s
 async def test_an_event_in_back_off_does_not_hold_the_only_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("bot.workers.backoff_delay", lambda attempt, **_: 60.0)
+    monkeypatch.setattr("bot.processor.backoff_delay", lambda attempt, **_: 60.0)
     router = echo_router()
 
     @router.on_postback
@@ -545,27 +698,216 @@ async def test_join_returns_once_done_marks_are_committed(tmp_path: Path) -> Non
     await inbox.close()
 
 
-class FailingDoneMarks(SqliteInbox):
-    """Stores events, but every write-behind done mark fails at commit."""
+def echo_of(psid: str, metadata: str, mid: str) -> InboxRecord:
+    """What Meta sends back for a message the page sent (reference §3.6)."""
+    return record(
+        psid,
+        sender={"id": PAGE},
+        recipient={"id": psid},
+        message={"mid": mid, "is_echo": True, "text": "x", "metadata": metadata},
+    )
 
-    def mark_done_nowait(self, event_id: int) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_exception(InboxError("disk I/O error"))
-        return future
 
-
-async def test_a_failed_done_mark_is_logged_and_the_event_stays_pending(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    inbox = FailingDoneMarks(tmp_path / "inbox.db", synchronous="NORMAL")
-    await inbox.open()
-    h = Harness(inbox=inbox)
+async def test_every_send_carries_its_key_beside_the_handlers_own_metadata() -> None:
+    router = Router()
+    router.on_text(lambda ctx: [Reply({"text": "a", "metadata": "order-7"}), Reply.text("b")])
+    h = Harness(router)
     await h.pool.start()
-    with caplog.at_level(logging.ERROR, logger="bot.workers"):
-        await h.deliver(record(ALICE))
-        await h.settle()
-    assert len(h.texts()) == 1
-    assert [r.getMessage() for r in caplog.records] == ["inbox write failed"]
-    assert [e.sender_key for e in await inbox.pending()] == [ALICE]  # redone after a restart
+    await h.deliver(record(ALICE))
+    await h.settle()
     await h.pool.stop(grace=1)
+    first, second = h.send_api.metadata
+    assert key_from_metadata(first) is not None and handler_metadata(first) == "order-7"
+    assert key_from_metadata(second) == key_from_metadata(first) + 1  # type: ignore[operator]
+    assert handler_metadata(second) is None
+
+
+@pytest.mark.parametrize(
+    ("guarantee", "echo", "sends", "outcome"),
+    [
+        ("at_least_once", True, 1, "echo"),
+        ("at_least_once", False, 2, "resent"),
+        ("at_most_once", False, 1, "dropped"),
+    ],
+)
+async def test_a_lost_answer_is_settled_by_the_echo_rule(
+    guarantee: str, echo: bool, sends: int, outcome: str
+) -> None:
+    calls = 0
+    keys: list[str] = []
+
+    async def reset_after_sending(psid: str, message: dict[str, Any]) -> SendResult:
+        nonlocal calls
+        calls += 1
+        keys.append(message["metadata"])
+        if calls == 1:  # delivered, but the answer was lost
+            return SendResult(ok=False, error_class=ErrorClass.RISKY, error_label="network")
+        return SendResult(ok=True)
+
+    h = Harness(
+        send_api=RecordingSendApi(reset_after_sending),
+        reply_guarantee=guarantee,
+        reply_echo_wait_seconds=DEADLINE if echo else 0.05,
+    )
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: calls == 1)
+    if echo:
+        await h.deliver(echo_of(ALICE, keys[0], "m_echo_1"))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert calls == sends
+    assert h.sample("bot_reply_settlements_total", outcome=outcome) == 1
+    assert await h.inbox.unsettled_replies() == []
+
+
+async def test_a_reply_left_sending_by_a_crash_is_settled_by_its_echo_after_restart() -> None:
+    h = Harness(reply_echo_wait_seconds=DEADLINE)
+    stored = await h.enqueue(record(ALICE), record(BOB))
+    replies = []
+    for event in stored:
+        assert event is not None
+        replies += await h.inbox.commit_handled(
+            event.id, [new_reply(0, "answer", psid=event.sender_key)]
+        )
+        await h.inbox.touch_window(PAGE, event.sender_key, now_ms())
+    await h.inbox.update_replies([ReplyUpdate(r.id, ReplyState.SENDING, 1) for r in replies])
+    await h.pool.start()  # the previous process died while both were on the wire
+    # Alice's reply reached Meta (its echo arrives); Bob's did not.
+    await h.deliver(echo_of(ALICE, f"mhb1:{replies[0].id}", "m_echo_alice"))
+    await wait_for(lambda: h.sample("bot_reply_settlements_total", outcome="echo") == 1)
+    assert h.send_api.sent == []
+    await h.pool.stop(grace=1)  # Bob's reply is still waiting for its echo
+    h.settings = settings(reply_echo_wait_seconds=0)  # a restart that waits no more
+    h.pool = h.new_pool()
+    await h.pool.start()
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["answer"] and h.send_api.sent[0][0] == BOB
+    assert h.sample("bot_reply_settlements_total", outcome="resent") == 1
+
+
+async def test_a_dropped_reply_is_logged_with_its_reason_and_no_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = Harness()
+    await h.pool.start()
+    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+        await h.deliver(record(ALICE, now_ms() - 25 * 3600 * 1000, text="secret words"))
+        await h.settle()
+    await h.pool.stop(grace=1)
+    [line] = [r for r in caplog.records if r.name == "bot.outbox"]
+    assert line.levelno == logging.INFO and line.getMessage() == "reply dropped: outside_window"
+    assert getattr(line, "psid", None) == ALICE
+    assert "secret" not in caplog.text
+
+
+async def test_without_echoes_the_bot_warns_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(echoes_subscribed=False)
+    with caplog.at_level(logging.WARNING, logger="bot.engine"):
+        await h.pool.start()
+    await h.pool.stop(grace=1)
+    assert "MESSENGER_ECHOES_SUBSCRIBED is off" in caplog.text
+
+
+async def test_slow_acks_slow_the_workers_down_but_never_stop_them() -> None:
+    h = Harness(worker_concurrency=16, worker_min_concurrency=2, ack_budget_seconds=0.001)
+    await h.pool.start()
+    h.pool.note_ack(0.001)
+
+    def flooded() -> bool:
+        h.pool.note_ack(5.0)  # every poll: another ack far past the budget
+        return h.pool.limit == 2
+
+    await wait_for(flooded)
+    await h.deliver(*(record(f"40000000000000{n:02d}") for n in range(10)))
+    await wait_for(lambda: flooded() and len(h.texts()) == 10)
+    await h.pool.stop(grace=1)
+
+
+async def test_an_echo_for_a_reply_in_back_off_settles_it_instead_of_a_second_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.outbox.backoff_delay", lambda attempt, **_: 60.0)
+    calls = 0
+    keys: list[str] = []
+
+    async def delivered_but_5xx(psid: str, message: dict[str, Any]) -> SendResult:
+        nonlocal calls
+        calls += 1
+        keys.append(message["metadata"])
+        return transient()  # Graph said 500, yet the message went out
+
+    h = Harness(send_api=RecordingSendApi(delivered_but_5xx))
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: calls == 1)
+    await h.deliver(echo_of(ALICE, keys[0], "m_echo_late"))
+    await h.settle()  # long before the minute of back-off ends
+    await h.pool.stop(grace=1)
+    assert calls == 1
+    assert h.sample("bot_replies_settled_total", state="sent") == 1
+
+
+@pytest.mark.parametrize(
+    ("guarantee", "committed_as"),
+    [("at_least_once", ReplyState.SENDING), ("at_most_once", ReplyState.PENDING)],
+)
+async def test_replies_are_claimed_at_commit_only_when_a_crash_may_resend_them(
+    guarantee: str, committed_as: ReplyState
+) -> None:
+    committed: list[ReplyState] = []
+
+    class SpyInbox(MemoryInbox):
+        async def commit_handled(self, event_id: int, replies: Any) -> Any:
+            committed.extend(r.state for r in replies)
+            return await super().commit_handled(event_id, replies)
+
+    h = Harness(inbox=SpyInbox(), reply_guarantee=guarantee)
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    # Claimed replies need no write of their own before the call; at-most-once must not
+    # drop a reply that never left, so it stores "sending" only right before the call.
+    assert committed == [committed_as] and len(h.texts()) == 1
+
+
+async def test_an_inbox_locked_for_longer_than_its_busy_timeout_delays_but_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.inbox_sqlite._BUSY_TIMEOUT_SECONDS", 0.2)  # 5 s in production
+    runs = 0
+    router = Router()
+
+    @router.on_text
+    def answer(ctx: Context) -> Reply:
+        nonlocal runs
+        runs += 1
+        return Reply.text("late but once")
+
+    inbox = SqliteInbox(tmp_path / "inbox.db", synchronous="NORMAL")
+    await inbox.open()
+    h = Harness(router, inbox=inbox, ordering_window_ms=300)
+    await h.pool.start()
+    await h.deliver(record(ALICE))  # stored; handled once its ordering hold ends
+    locked = threading.Event()
+
+    def hold_the_lock() -> None:  # another writer keeps a transaction open past busy_timeout
+        conn = sqlite3.connect(tmp_path / "inbox.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        threading.Event().wait(2.0)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    await asyncio.to_thread(locked.wait)
+    await asyncio.wait_for(h.pool.join(), 20)
+    await asyncio.to_thread(holder.join)
+    await h.pool.stop(grace=1)
+    assert runs == 1 and h.texts() == ["late but once"]
+    assert h.sample("bot_inbox_write_retries_total", write="commit") >= 1
+    assert await inbox.pending() == [] and await inbox.unsettled_replies() == []
     await inbox.close()
