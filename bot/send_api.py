@@ -39,6 +39,7 @@ from bot.send_wire import (
     transport_failure,
 )
 from bot.settings import BotSettings
+from bot.tracing import prefer_stable_http_semconv
 
 logger = logging.getLogger("bot.send_api")
 
@@ -159,6 +160,7 @@ class HttpSendApi:
                 keepalive_expiry=60.0,
             ),
         )
+        prefer_stable_http_semconv()
         HTTPXClientInstrumentor.instrument_client(self._client, tracer_provider=tracer_provider)
 
     async def send(

@@ -7,6 +7,7 @@ with keyword arguments instead (``BotSettings(app_secret="s", ...)``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,10 @@ class BotSettings(BaseSettings):
     human_agent_window_seconds: float = Field(
         default=7 * 24 * 3600, alias="HUMAN_AGENT_WINDOW_SECONDS"
     )
+
+    # --- Tracing (exporters, sampler and resource come from the standard OTEL_* variables) ---
+    # User ids (PSIDs) in span attributes: "hashed" (user.hash) or "raw" (user.id).
+    trace_user_ids: Literal["hashed", "raw"] = Field(default="hashed", alias="TRACE_USER_IDS")
 
     # --- Logging ---
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

@@ -62,7 +62,7 @@ from bot.retry import backoff_delay
 from bot.routing import Router
 from bot.send_api import SendApi
 from bot.settings import BotSettings
-from bot.tracing import span_context_from_traceparent
+from bot.tracing import span_context_from_traceparent, user_attributes, user_hash_key
 from bot.untraced import never_records
 from bot.window_cache import WindowCache
 from bot.worker_limit import DEFAULT_LAG_TARGET_SECONDS, AdaptiveLimit, LagProbe
@@ -557,7 +557,7 @@ class WorkerPool:
             "messaging.message.id": str(stored.id),
             "bot.event_type": stored.kind,
             "bot.page_id": stored.page_id,
-            "bot.psid": stored.sender_key,
+            **user_attributes(stored.sender_key, hash_key=user_hash_key(self._settings)),
             "bot.attempt": attempt,
         }
         with self._tracer.start_as_current_span(
