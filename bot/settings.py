@@ -67,6 +67,9 @@ class BotSettings(BaseSettings):
     handlers_module: str = Field(default="bot.default_handlers", alias="BOT_HANDLERS_MODULE")
     shutdown_grace_seconds: float = Field(default=10.0, alias="SHUTDOWN_GRACE_SECONDS")
 
+    # The reply SLO's threshold: an event owing a reply is missed when this passes first.
+    reply_slo_seconds: float = Field(default=5.0, gt=0, alias="REPLY_SLO_SECONDS")
+
     # --- Messaging window ---
     window_seconds: float = Field(default=24 * 3600, alias="MESSAGING_WINDOW_SECONDS")
     human_agent_window_seconds: float = Field(

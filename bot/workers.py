@@ -58,6 +58,7 @@ from bot.events import WINDOW_OPENING_KINDS, EventKind, InboundEvent
 from bot.inbox import Inbox, StoredEvent
 from bot.metrics import BotMetrics
 from bot.replies import ReplySender
+from bot.reply_slo import ReplySlo
 from bot.retry import backoff_delay
 from bot.routing import Router
 from bot.send_api import SendApi
@@ -156,6 +157,9 @@ class WorkerPool:
         self._clock = clock
         self._hold = settings.ordering_window_ms / 1000
         self._windows = WindowCache(inbox)
+        self._reply_slo = ReplySlo(
+            metrics.reply_slo_events, slo_seconds=settings.reply_slo_seconds, clock=clock
+        )
         self._replies = ReplySender(
             settings=settings,
             windows=self._windows,
@@ -600,11 +604,14 @@ class WorkerPool:
             self._metrics.echoes_ignored.inc()
             return result.handled
         replies = result.replies
+        if replies and not progress.replied and event.timestamp_ms:
+            self._reply_slo.expect(stored.id, since=event.timestamp_ms / 1000)
         for index in range(progress.replies_done, len(replies)):
             outcome = await self._replies.deliver(event.page_id, psid, replies[index])
             progress.replies_done = index + 1
             if outcome.sent and not progress.replied:
                 progress.replied = True
+                self._reply_slo.replied(stored.id)
                 self._observe_first_reply(event, span)
             # After the last reply mark_done follows and covers it: one commit less.
             if outcome.called and index + 1 < len(replies):
