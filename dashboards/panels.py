@@ -134,9 +134,9 @@ def timeseries(
         .thresholds(_thresholds(thresholds, base_color))
         .thresholds_style(
             common_b.GraphThresholdsStyleConfig().mode(
-                common.GraphTresholdsStyleMode.DASHED
+                common.GraphThresholdsStyleMode.DASHED
                 if thresholds
-                else common.GraphTresholdsStyleMode.OFF
+                else common.GraphThresholdsStyleMode.OFF
             )
         )
         .legend(
