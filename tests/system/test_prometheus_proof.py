@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -32,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.inbox import InboxRecord
 from bot.inbox_sqlite import SqliteInbox
-from dashboards import queries
+from dashboards import queries, render
 from loadtests.processes import LoopbackStack
 from mock_meta.settings import DEFAULT_PAGE_ID, DEFAULT_PAGE_TOKEN, DEFAULT_PSID
 from tests.polling import wait_until
@@ -315,8 +316,9 @@ def _check_dashboards(prometheus: PrometheusClient) -> list[str]:
 
 @pytest.mark.timeout(600)
 def test_every_alert_fires_under_its_fault_and_resolves_and_every_panel_has_data(
-    stack: LoopbackStack, prometheus: PrometheusClient
+    stack: LoopbackStack, prometheus: PrometheusClient, tmp_path: Path
 ) -> None:
+    started = time.monotonic()
     assert httpx.post(f"{stack.mock_url}/_mock/handshake", json={}, trust_env=False).json()["ok"]
     traffic = Conversations(stack.mock_url)
     traffic.start()
@@ -404,6 +406,16 @@ def test_every_alert_fires_under_its_fault_and_resolves_and_every_panel_has_data
             faults.fail_deliveries_for_an_hour,
             faults.resubscribe,
         )
+        # Pictures of both dashboards from this run (RENDER_DASHBOARDS_DIR keeps them).
+        out = Path(os.environ.get("RENDER_DASHBOARDS_DIR") or tmp_path / "pictures")
+        pictures = render.render_all(
+            render.prometheus_fetch(prometheus.base_url),
+            end=time.time(),
+            range_seconds=time.monotonic() - started,
+            scrape_interval=SCRAPE_SECONDS,
+            out=out,
+        )
+        assert all(p.stat().st_size > 50_000 for p in pictures), pictures
     finally:
         faults.stop_repeating()
         traffic.stop()
