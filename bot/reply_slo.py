@@ -62,12 +62,6 @@ class ReplySlo:
             # A stalled loop may not have run the timer yet: the clock decides.
             (self._met if self._clock() <= deadline else self._missed).inc()
 
-    def close(self) -> None:
-        """Forget every deadline (shutdown): they were neither met nor missed here."""
-        for _deadline, timer in self._pending.values():
-            timer.cancel()
-        self._pending.clear()
-
     def _missed_by(self, key: Hashable) -> None:
         if self._pending.pop(key, None) is not None:
             self._missed.inc()
