@@ -79,6 +79,7 @@ class GraphSurface:
                 fields=fields,
                 authorization=request.headers.get("authorization"),
                 version=served,
+                traceparent=request.headers.get("traceparent"),
             )
             answer = await dispatch(self.rt, call)
         except GraphError as err:
@@ -168,7 +169,7 @@ def _batch_call(item: Any, parent: GraphCall) -> GraphCall | GraphError:
     token = parent.token()
     if token and "access_token" not in query and "access_token" not in fields:
         fields["access_token"] = token
-    return GraphCall(method, segments, query, fields, None, parent.version)
+    return GraphCall(method, segments, query, fields, None, parent.version, parent.traceparent)
 
 
 async def _read_body(request: Request) -> bytes:

@@ -17,6 +17,8 @@ class GraphCall:
     fields: dict[str, Any]
     authorization: str | None
     version: str
+    # The caller's W3C trace context, kept in the journal (batch items share the batch's).
+    traceparent: str | None = None
 
     def param(self, name: str, default: Any = None) -> Any:
         """A parameter from the body, else the query string (Graph accepts both)."""

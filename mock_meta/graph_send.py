@@ -61,14 +61,14 @@ async def handle_send(rt: MockRuntime, call: GraphCall) -> GraphAnswer:
         if not decision.allowed:
             rt.metrics.rate_limit_hits.inc()
             raise GraphError(613)
-        answer = _succeed(rt, valid, fields)
+        answer = _succeed(rt, valid, fields, call.traceparent)
         sent = True
         if late_error is not None:  # sent, but the caller is told it failed (1/1357046)
             raise late_error
     except GraphError as err:
         answer = error_answer(err)
         if not sent:  # a sent-anyway fault is journalled as the message the user got
-            _journal(rt, fields, valid, answer, err)
+            _journal(rt, fields, valid, answer, err, traceparent=call.traceparent)
         _count(rt.metrics, send_error_code_label(err.code))
     else:
         _count(rt.metrics, "none")
@@ -94,15 +94,17 @@ def _usage_header(page_id: str, usage_pct: int) -> str:
     return business_use_case_usage(page_id, usage_pct)
 
 
-def _succeed(rt: MockRuntime, valid: ValidSend, fields: dict[str, Any]) -> GraphAnswer:
+def _succeed(
+    rt: MockRuntime, valid: ValidSend, fields: dict[str, Any], traceparent: str | None
+) -> GraphAnswer:
     if not valid.is_message:
         body: dict[str, Any] = {"recipient_id": valid.psid}
-        _journal(rt, fields, valid, GraphAnswer(200, body), None)
+        _journal(rt, fields, valid, GraphAnswer(200, body), None, traceparent=traceparent)
         return GraphAnswer(200, body)
     message_id = rt.builder.new_mid()
     body = {"recipient_id": valid.psid, "message_id": message_id}
     answer = GraphAnswer(200, body)
-    _journal(rt, fields, valid, answer, None, message_id=message_id)
+    _journal(rt, fields, valid, answer, None, message_id=message_id, traceparent=traceparent)
     rt.emit_receipts(valid, message_id)
     return answer
 
@@ -115,6 +117,7 @@ def _journal(
     err: GraphError | None,
     *,
     message_id: str | None = None,
+    traceparent: str | None = None,
 ) -> None:
     psid = valid.psid if valid is not None else _psid_of(fields)
     rt.journal.record_send(
@@ -127,6 +130,7 @@ def _journal(
         error_subcode=err.subcode if err is not None else None,
         message_id=message_id,
         kind="sender_action" if fields.get("sender_action") is not None else "message",
+        traceparent=traceparent,
     )
 
 

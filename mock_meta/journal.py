@@ -213,6 +213,7 @@ class Journal:
         error_subcode: int | None = None,
         message_id: str | None = None,
         kind: str = "message",
+        traceparent: str | None = None,
     ) -> SendRecord:
         """Record a Send API call; a successful message is attributed to the oldest unanswered
         action of ``psid`` (or counted as an extra reply).
@@ -236,6 +237,7 @@ class Journal:
                 error_code,
                 error_subcode,
                 message_id,
+                traceparent=traceparent,
             )
             self._totals["sends"] += 1
             self._send_codes["none" if error_code is None else str(error_code)] += 1
