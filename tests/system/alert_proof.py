@@ -59,7 +59,7 @@ def active_alerts(prom: PrometheusClient) -> dict[str, str]:
 class Repeater:
     """Calls ``action`` every ``interval`` seconds on a thread until stopped (bounded)."""
 
-    def __init__(self, action: Callable[[], Any], interval: float, max_calls: int = 5000):
+    def __init__(self, action: Callable[[], Any], interval: float, max_calls: int = 5000) -> None:
         self._action = action
         self._interval = interval
         self._max_calls = max_calls
