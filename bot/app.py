@@ -27,6 +27,7 @@ from bot.engine import Engine
 from bot.http_metrics import HttpMetricsMiddleware
 from bot.inbox import Inbox
 from bot.inbox_guard import InboxFileGuard
+from bot.loop_lag import LoopLagMonitor
 from bot.metrics import BotMetrics
 from bot.routing import Router, load_router
 from bot.send_api import HttpSendApi, SendApi
@@ -88,6 +89,9 @@ def create_app(
                 tracer=tracer,
             )
             await pool.start()
+            lag_monitor = LoopLagMonitor(metrics.event_loop_lag)
+            lag_monitor.start()
+            stack.push_async_callback(lag_monitor.stop)
             # Callbacks run last-in first-out: pool first, then Send API, then inbox.
             stack.push_async_callback(pool.stop, settings.shutdown_grace_seconds)
             stack.callback(edge.detach)

@@ -21,6 +21,10 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
 # Time to first reply: the SLO threshold is 5 s (see dashboards/rules).
 REPLY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Event-loop lag: 0.25 s is the alert's level, 5 s Meta's whole ack budget.
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Each event that owes a reply counts once toward the reply SLO (see bot/reply_slo.py).
+REPLY_SLO_RESULTS = ("met", "missed")
 
 HANDSHAKE_RESULTS = ("success", "token_mismatch", "bad_mode", "missing_params")
 SIGNATURE_FAILURE_REASONS = ("missing", "malformed", "mismatch")
@@ -266,6 +270,19 @@ class BotMetrics:
             ["write"],
             registry=registry,
         )
+        self.event_loop_lag = Histogram(
+            "bot_event_loop_lag_seconds",
+            "How late a periodic timer fired on the event loop: what every request waited.",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.reply_slo_events = Counter(
+            "bot_reply_slo_events_total",
+            "Events owing a reply: met (first reply within the SLO) or missed (the SLO passed"
+            " first, counted when it passed).",
+            ["result"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "bot_build_info",
             "Build information; the value is always 1.",
@@ -307,6 +324,8 @@ class BotMetrics:
             self.replies_settled.labels(state=state)
         for write in INBOX_WRITES:
             self.inbox_write_retries.labels(write=write)
+        for result in REPLY_SLO_RESULTS:
+            self.reply_slo_events.labels(result=result)
 
 
 def error_code_label(code: int | str | None) -> str:

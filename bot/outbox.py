@@ -36,6 +36,7 @@ from bot.inbox import Inbox, ReplyState, ReplyUpdate, StoredReply
 from bot.lane import Lane
 from bot.metrics import DROP_REASONS, BotMetrics
 from bot.outbox_codec import ReplyEncodingError, decode_reply, stamp_key
+from bot.reply_slo import ReplySlo
 from bot.retry import ErrorClass, backoff_delay
 from bot.routing import Reply
 from bot.send_api import SendApi, SendResult
@@ -79,6 +80,10 @@ class ReplyOutbox:
         self._metrics = metrics
         self._clock = clock
         self._echo_wait = settings.reply_echo_wait_seconds if settings.echoes_subscribed else 0.0
+        # Events owing a first reply: met or missed by REPLY_SLO_SECONDS, even while Graph is down.
+        self._reply_slo = ReplySlo(
+            metrics.reply_slo_events, slo_seconds=settings.reply_slo_seconds, clock=clock
+        )
         self._live: dict[int, _Outgoing] = {}
         # Replies whose SENT state is on disk: a late echo of one needs no write.
         self._stored_sent: OrderedDict[int, None] = OrderedDict()
@@ -128,13 +133,12 @@ class ReplyOutbox:
     ) -> None:
         """Schedule freshly committed replies (``first_reply_from_ms``: the user's event time)."""
         for reply in replies:
+            first = first_reply_from_ms if reply.n == 0 else 0
+            if first:
+                self._reply_slo.expect(reply.event_id, since=first / 1000)
             self._schedule(
                 _Outgoing(
-                    reply,
-                    reply.state,
-                    reply.attempts,
-                    context=context,
-                    first_reply_from_ms=first_reply_from_ms if reply.n == 0 else 0,
+                    reply, reply.state, reply.attempts, context=context, first_reply_from_ms=first
                 )
             )
 
@@ -293,6 +297,7 @@ class ReplyOutbox:
             else:
                 await self._set(o, ReplyState.SENT)
                 _remember(self._stored_sent, o.reply.id)
+            self._observe_first_reply(o)
         else:
             await self._drop(o, "uncertain")
 
@@ -322,6 +327,7 @@ class ReplyOutbox:
     def _observe_first_reply(self, o: _Outgoing) -> None:
         if not o.first_reply_from_ms:
             return  # not an event's first reply, or measured by an earlier run
+        self._reply_slo.replied(o.reply.event_id)
         elapsed = max(0.0, self._clock() - o.first_reply_from_ms / 1000)
         span = trace.get_current_span(o.context)
         context = span.get_span_context()

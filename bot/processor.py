@@ -50,7 +50,7 @@ from bot.outbox_codec import encode_reply, key_from_metadata
 from bot.retry import backoff_delay
 from bot.routing import DispatchResult, Router
 from bot.settings import BotSettings
-from bot.tracing import span_context_from_traceparent
+from bot.tracing import span_context_from_traceparent, user_attributes, user_hash_key
 from bot.untraced import never_records
 from bot.window_cache import WindowCache
 
@@ -101,6 +101,7 @@ class EventProcessor:
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._settings = settings
+        self._user_hash_key = user_hash_key(settings)
         self._inbox = inbox
         self._router = router
         self._windows = windows
@@ -270,7 +271,7 @@ class EventProcessor:
             "messaging.message.id": str(stored.id),
             "bot.event_type": stored.kind,
             "bot.page_id": stored.page_id,
-            "bot.psid": stored.sender_key,
+            **user_attributes(stored.sender_key, hash_key=self._user_hash_key),
             "bot.attempt": attempt,
         }
         with self._tracer.start_as_current_span(

@@ -49,6 +49,7 @@ from bot.send_wire import (
     single_body,
 )
 from bot.settings import BotSettings
+from bot.tracing import prefer_stable_http_semconv
 
 logger = logging.getLogger("bot.send_api")
 
@@ -189,6 +190,7 @@ class HttpSendApi:
             limits=limits,
             trust_env=False,
         )
+        prefer_stable_http_semconv()
         HTTPXClientInstrumentor.instrument_client(self._client, tracer_provider=tracer_provider)
 
     async def send(

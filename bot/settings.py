@@ -117,6 +117,8 @@ class BotSettings(BaseSettings):
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit).
     ack_budget_seconds: float = Field(default=0.010, gt=0, alias="ACK_BUDGET_SECONDS")
+    # The reply SLO's threshold: an event owing a reply is missed when this passes first.
+    reply_slo_seconds: float = Field(default=5.0, gt=0, alias="REPLY_SLO_SECONDS")
 
     # --- Messaging window ---
     window_seconds: float = Field(default=24 * 3600, alias="MESSAGING_WINDOW_SECONDS")
@@ -128,6 +130,10 @@ class BotSettings(BaseSettings):
     handoff_app_id: str = Field(default="263902037430900", alias="HANDOFF_APP_ID")
     # --- Conversation state (bot.state_sqlite) for handlers' ctx.state ---
     state_path: Path = Field(default=Path("var/state.db"), alias="STATE_PATH")
+
+    # --- Tracing (exporters, sampler and resource come from the standard OTEL_* variables) ---
+    # User ids (PSIDs) in span attributes: "hashed" (user.hash) or "raw" (user.id).
+    trace_user_ids: Literal["hashed", "raw"] = Field(default="hashed", alias="TRACE_USER_IDS")
 
     # --- Logging ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

@@ -9,9 +9,12 @@ inbox row; a worker turns it back into a parent context and a span link.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,10 +24,12 @@ from opentelemetry.context import Context
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, TraceFlags
 from opentelemetry.trace.propagation import set_span_in_context
+
+from bot.settings import BotSettings
 
 # Health and scrape endpoints would only add noise (and /metrics is scraped every few seconds).
 EXCLUDED_URLS = "/metrics,/healthz,/readyz"
@@ -32,45 +37,135 @@ EXCLUDED_URLS = "/metrics,/healthz,/readyz"
 SENSITIVE_HEADERS = ["x-hub-signature-256", "x-hub-signature", "authorization", "cookie"]
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _SENSITIVE_QUERY = ("token", "secret", "proof")
+# OTLP protocol -> the SDK's exporter entry-point name; only the HTTP exporter is a dependency.
+_OTLP_BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
+_EXPORTER_GROUP = "opentelemetry_traces_exporter"
+# The stable HTTP semantic conventions (http.request.method, url.path...), not the old names.
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+STABLE_HTTP_SEMCONV = "http"
 
 
-def otlp_requested(environ: Mapping[str, str]) -> bool:
-    """True when the standard variables ask for OTLP trace export."""
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter:
-        return "otlp" in {e.strip() for e in exporter.split(",")}
-    return bool(
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
+class TracingConfigError(ValueError):
+    """An ``OTEL_*`` variable asks for something this installation cannot do."""
 
 
-def build_tracer_provider(
-    service_name: str, *, environ: Mapping[str, str] | None = None
-) -> TracerProvider:
-    """A provider with an OTLP/HTTP exporter only when ``OTEL_*`` asks for one.
+def trace_exporter_names(environ: Mapping[str, str]) -> list[str]:
+    """Entry-point names of the span exporters that ``OTEL_TRACES_EXPORTER`` asks for.
 
-    Without an exporter, spans are not recorded (sampler ``always_off``) but still carry
-    trace ids for logs. ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` override
-    ``service_name``; ``OTEL_TRACES_SAMPLER`` is honoured.
+    A comma-separated list; ``none`` exports nothing. ``otlp`` follows
+    ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` (default
+    ``http/protobuf``, the exporter we install). Unset means ``otlp`` when an OTLP endpoint is
+    configured, else nothing: without a collector every export would only log an error.
+
+    >>> trace_exporter_names({"OTEL_TRACES_EXPORTER": "console,otlp"})
+    ['console', 'otlp_proto_http']
+    >>> trace_exporter_names({})
+    []
     """
-    env = os.environ if environ is None else environ
-    resource = Resource.create({SERVICE_NAME: service_name})
-    if not otlp_requested(env):
-        # Nothing would ever read a recorded span: keep ids (logs, stored traceparents) but
-        # record nothing, unless OTEL_TRACES_SAMPLER asks for something else.
-        sampler = None if env.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
-        return TracerProvider(resource=resource, sampler=sampler)
-    # Imported here: the exporter pulls in protobuf, which a plain run does not need.
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    raw = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if not raw:
+        endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        raw = "otlp" if endpoint else "none"
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if "none" in names:
+        return []
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    resolved = []
+    for name in names:
+        if name == "otlp":
+            if protocol not in _OTLP_BY_PROTOCOL:
+                raise TracingConfigError(f"unsupported OTLP protocol {protocol!r}")
+            name = _OTLP_BY_PROTOCOL[protocol]
+        resolved.append(name)
+    return resolved
 
-    provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+
+def build_tracer_provider(default_service_name: str) -> TracerProvider:
+    """A provider configured by the standard ``OTEL_*`` variables, read as the SDK reads them.
+
+    ``OTEL_TRACES_EXPORTER`` picks the exporters (see ``trace_exporter_names``; each loaded
+    from the SDK's ``opentelemetry_traces_exporter`` entry points, so any installed exporter
+    works); ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` make the resource, with
+    ``default_service_name`` only when neither names the service; ``OTEL_TRACES_SAMPLER`` /
+    ``_ARG`` the sampler; ``OTEL_BSP_*`` the batch processor; ``OTEL_SDK_DISABLED=true``
+    exports nothing. With no exporter nothing could read a span, so the sampler is
+    ``always_off`` (ids still reach the logs) unless ``OTEL_TRACES_SAMPLER`` is set.
+    """
+    environ = os.environ
+    prefer_stable_http_semconv()
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: default_service_name}))
+    disabled = environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    exporters = [] if disabled else [_load_exporter(n) for n in trace_exporter_names(environ)]
+    if not exporters and not environ.get("OTEL_TRACES_SAMPLER"):
+        return TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    provider = TracerProvider(resource=resource)  # the SDK reads OTEL_TRACES_SAMPLER itself
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def prefer_stable_http_semconv() -> None:
+    """Make the HTTP instrumentations emit only the stable semantic conventions.
+
+    They read ``OTEL_SEMCONV_STABILITY_OPT_IN`` once per process, at the first instrumentation,
+    and otherwise emit the old names (``http.method``) beside ours. An explicit value wins.
+    """
+    os.environ.setdefault(SEMCONV_OPT_IN, STABLE_HTTP_SEMCONV)
+
+
+def user_attributes(psid: str | None, *, hash_key: bytes | None) -> dict[str, str]:
+    """Span attributes naming the user: ``user.hash`` by default, ``user.id`` when not hashing.
+
+    The hash is a keyed HMAC-SHA256 (truncated), so the same user correlates across spans
+    while a PSID, a 16-digit number, cannot be recovered by hashing every candidate.
+
+    >>> user_attributes("6543210987654321", hash_key=b"k")
+    {'user.hash': 'fdcf579c813a8e50df6da7b4'}
+    >>> user_attributes("6543210987654321", hash_key=None)
+    {'user.id': '6543210987654321'}
+    >>> user_attributes(None, hash_key=b"k")
+    {}
+    """
+    if not psid:
+        return {}
+    if hash_key is None:
+        return {"user.id": psid}
+    digest = hmac.new(hash_key, psid.encode(), hashlib.sha256).hexdigest()
+    return {"user.hash": digest[:24]}
+
+
+def user_hash_key(settings: BotSettings) -> bytes | None:
+    """The key ``user_attributes`` hashes with: the app secret, or None for raw ids.
+
+    Keyed by a secret the bot already has, so hashes stay stable across restarts and replicas.
+    """
+    if settings.trace_user_ids == "raw":
+        return None
+    return settings.app_secret.get_secret_value().encode()
+
+
+def _load_exporter(name: str) -> SpanExporter:
+    found = entry_points(group=_EXPORTER_GROUP, name=name)
+    if not found:
+        raise TracingConfigError(
+            f"OTEL_TRACES_EXPORTER asks for span exporter {name!r}, which is not installed"
+        )
+    exporter_class = next(iter(found)).load()
+    exporter: SpanExporter = exporter_class()
+    return exporter
 
 
 def instrument_app(app: FastAPI, tracer_provider: trace.TracerProvider) -> None:
     """Server spans for every route except health and metrics, without ASGI message spans."""
+    prefer_stable_http_semconv()
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=tracer_provider,

@@ -134,9 +134,9 @@ def timeseries(
         .thresholds(_thresholds(thresholds, base_color))
         .thresholds_style(
             common_b.GraphThresholdsStyleConfig().mode(
-                common.GraphTresholdsStyleMode.DASHED
+                common.GraphThresholdsStyleMode.DASHED
                 if thresholds
-                else common.GraphTresholdsStyleMode.OFF
+                else common.GraphThresholdsStyleMode.OFF
             )
         )
         .legend(
@@ -211,8 +211,9 @@ def quantiles(metric: str, matchers: Sequence[str] = ()) -> list[Target]:
 
 
 def variables(job_metric: str, runbook_base: str) -> list[Builder[VariableModel]]:
-    """``datasource`` (type prometheus), ``job`` and ``instance`` (multi, All = ``.+``)
-    and the hidden ``runbook_base`` that prefixes runbook links."""
+    """``datasource`` (type prometheus), ``job`` (multi, All = the jobs exporting
+    ``job_metric``), ``instance`` (multi, All = ``.+`` within those jobs) and the hidden
+    ``runbook_base`` that prefixes runbook links."""
     job = (
         dash.QueryVariable("job")
         .label("Job")
@@ -222,7 +223,8 @@ def variables(job_metric: str, runbook_base: str) -> list[Builder[VariableModel]
         .sort(VariableSort.ALPHABETICAL_ASC)
         .multi(True)
         .include_all(True)
-        .all_value(".+")
+        # No allValue: "All" is then the listed jobs (those exporting job_metric), not ".+",
+        # which would also match the other deployable's jobs (the mock on the bot's board).
     )
     instance = (
         dash.QueryVariable("instance")
@@ -248,6 +250,22 @@ def variables(job_metric: str, runbook_base: str) -> list[Builder[VariableModel]
         instance,
         runbooks,
     ]
+
+
+def bot_job_variable() -> Builder[VariableModel]:
+    """``bot_job``: the bot's jobs, for the platform dashboard's bot-side comparison series
+    (its ``job`` variable lists the mock's jobs)."""
+    return (
+        dash.QueryVariable("bot_job")
+        .label("Bot job")
+        .datasource(DATASOURCE)
+        .query("label_values(bot_build_info, job)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".+")
+    )
 
 
 def dashboard_links(other_uid: str, other_title: str) -> list[Builder[LinkModel]]:

@@ -15,6 +15,7 @@ from dashboards.panels import (
     RATE,
     PanelBuilder,
     Target,
+    bot_job_variable,
     dashboard_links,
     quantiles,
     sel,
@@ -34,6 +35,8 @@ REPLY_FAST = 'le=~"5(\\\\.0)?"'
 # Alert levels, as in rules/platform.rules.yml; 5 s is Meta's delivery timeout.
 DELIVERY_FAILURE_STEPS = ((0.1, "orange"),)
 TIMEOUT_STEPS = ((5.0, "red"),)
+# The bot's own ack histogram, selected by the bot_job variable (job lists the mock's jobs).
+BOT_WEBHOOK = 'job=~"$bot_job", http_route="/webhook", http_request_method="POST"'
 
 
 def _rate(metric: str, *matchers: str) -> str:
@@ -80,6 +83,27 @@ def _delivery() -> list[PanelBuilder]:
             "5 s timeout.",
             "s",
             quantiles("mock_meta_delivery_duration_seconds"),
+            thresholds=TIMEOUT_STEPS,
+            width=8,
+        ),
+        timeseries(
+            "Ack latency: as Meta sees it vs as the bot measures it",
+            "p99 of the platform's delivery duration next to the bot's own /webhook ack p99. "
+            "A gap means time the bot cannot see: requests waiting for a blocked event loop "
+            "or for the CPU before its clock starts (see the bot's event-loop lag).",
+            "s",
+            [
+                Target(
+                    "histogram_quantile(0.99, sum by (le) "
+                    f"({_rate('mock_meta_delivery_duration_seconds_bucket')}))",
+                    "Meta-observed p99",
+                ),
+                Target(
+                    "histogram_quantile(0.99, sum by (le) (rate("
+                    f"http_server_request_duration_seconds_bucket{{{BOT_WEBHOOK}}}[{RATE}])))",
+                    "bot-measured p99",
+                ),
+            ],
             thresholds=TIMEOUT_STEPS,
             width=8,
         ),
@@ -247,7 +271,9 @@ def build(runbook_base: str) -> dash.Dashboard:
         .refresh("10s")
         .time("now-30m", "now")
         .timezone("browser")
-        .variables(variables("mock_meta_delivery_attempts_total", runbook_base))
+        .variables(
+            [*variables("mock_meta_delivery_attempts_total", runbook_base), bot_job_variable()]
+        )
         .links(dashboard_links("messenger-bot", "Messenger bot"))
     )
     sections = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import shutil
 import signal
 import subprocess
@@ -37,6 +38,10 @@ PROGRESS_PREFIX = "[progress]"
 LOCUST_GRACE_SECONDS = 90.0
 # The demo's bot shuts down quickly, so a restart mid-run is a short outage.
 DEMO_BOT_ENV = {"LOG_LEVEL": "WARNING", "SHUTDOWN_GRACE_SECONDS": "3"}
+NEEDS_LOAD_EXTRA = (
+    "messenger-harness-demo drives the load with locust, which is not installed; "
+    "install the load-test extra: pip install 'messenger-harness[load]'"
+)
 
 
 class JobFailed(Exception):
@@ -164,6 +169,10 @@ def run_locust(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if importlib.util.find_spec("locust") is None:
+        # Without this, the run "fails its SLO" with an empty table, which hides the cause.
+        print(NEEDS_LOAD_EXTRA, file=sys.stderr)
+        return 2
     report_dir: Path = (args.report_dir or _default_report_dir()).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="messenger-harness-"))

@@ -38,7 +38,13 @@ from mock_meta.journal import AttemptRecord, DeliveryRecord, Journal
 from mock_meta.metrics import MockMetrics, attempt_label
 from mock_meta.retry_profile import RetryProfile
 from mock_meta.webhook_http import WebhookConnectionError, WebhookHttpClient
-from mock_meta.wire import SIGNATURE_256_HEADER, SignatureMode, serialize, webhook_headers
+from mock_meta.wire import (
+    SIGNATURE_256_HEADER,
+    SignatureMode,
+    new_traceparent,
+    serialize,
+    webhook_headers,
+)
 
 # Keeps a bot that takes ~50 ms per ack busy at ~1,000 deliveries/s; a POST in flight is one
 # keep-alive connection, which costs WebhookHttpClient next to nothing.
@@ -108,6 +114,7 @@ class DeliveryEngine:
         client: httpx.AsyncClient | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         include_sha1: bool = True,
+        propagate_traceparent: bool = False,
     ) -> None:
         """``client``: POST through this httpx client (tests pass a ``MockTransport`` one)
         instead of the engine's own :class:`WebhookHttpClient`; the caller closes it."""
@@ -115,6 +122,8 @@ class DeliveryEngine:
             raise ValueError("max_in_flight must be >= 1")
         self.profile = profile
         self.include_sha1 = include_sha1
+        # Meta sends no trace context; a test may ask for one to follow a message end to end.
+        self.propagate_traceparent = propagate_traceparent
         self._clock = clock
         self._journal = journal
         self._metrics = metrics
@@ -365,6 +374,10 @@ class DeliveryEngine:
         headers = webhook_headers(
             body, target.app_secret, signature_mode=mode, include_sha1=self.include_sha1
         )
+        if self.propagate_traceparent:
+            headers["traceparent"] = new_traceparent()
+            for item in batch:
+                item.record.traceparent = headers["traceparent"]
         while True:
             outcome = await self._attempt(batch, body, headers)
             if outcome == "success":

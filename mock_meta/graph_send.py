@@ -139,6 +139,7 @@ def _journal(
     err: GraphError | None,
     *,
     message_id: str | None = None,
+    traceparent: str | None = None,
 ) -> None:
     psid = valid.psid if valid is not None else _psid_of(fields)
     rt.journal.record_send(

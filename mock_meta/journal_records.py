@@ -73,6 +73,7 @@ class DeliveryRecord:
     delivered_at: float | None = None
     ack_latency_seconds: float | None = None
     attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    traceparent: str | None = None  # sent with the delivery (MOCK_META_PROPAGATE_TRACEPARENT)
 
     @property
     def finished(self) -> bool:

@@ -18,20 +18,52 @@ Example::
         assert "hello" in reply.message["text"].lower()
 
 Heavy imports happen inside the fixtures: loading this plugin costs other test suites nothing.
+The async fixtures need pytest-asyncio (``pip install 'messenger-harness[testing]'``); without
+it the plugin still loads, and only a test that asks for them fails, saying what to install.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import pytest_asyncio
 
 if TYPE_CHECKING:
     from mock_meta.client import MockMetaClient
     from mock_meta.settings import MockSettings
     from mock_meta.testing import MockMetaServer
+
+NEEDS_PYTEST_ASYNCIO = (
+    "the mock_meta fixtures are async and need pytest-asyncio: "
+    "pip install 'messenger-harness[testing]' (or pytest-asyncio)"
+)
+
+
+def _async_fixture() -> Callable[[Any], Any]:
+    """``pytest_asyncio.fixture`` when installed, else a fixture that explains what is missing.
+
+    The wheel does not require pytest-asyncio, and a pytest11 plugin is loaded by every pytest
+    session in the environment: a module-level import would break unrelated test suites.
+    """
+    try:
+        import pytest_asyncio
+    except ImportError:
+
+        def unavailable(function: Any) -> Any:
+            def explain() -> None:
+                pytest.fail(NEEDS_PYTEST_ASYNCIO, pytrace=False)
+
+            explain.__name__ = function.__name__
+            explain.__doc__ = function.__doc__
+            return pytest.fixture(explain)
+
+        return unavailable
+    fixture: Callable[[Any], Any] = pytest_asyncio.fixture
+    return fixture
+
+
+_fixture = _async_fixture()
 
 
 @pytest.fixture
@@ -42,7 +74,7 @@ def mock_meta_settings() -> MockSettings:
     return MockSettings(port=0)
 
 
-@pytest_asyncio.fixture
+@_fixture
 async def mock_meta_server(mock_meta_settings: MockSettings) -> AsyncIterator[MockMetaServer]:
     """A real mock_meta server on a free loopback port, stopped after the test."""
     from mock_meta.testing import MockMetaServer
@@ -51,7 +83,7 @@ async def mock_meta_server(mock_meta_settings: MockSettings) -> AsyncIterator[Mo
         yield server
 
 
-@pytest_asyncio.fixture
+@_fixture
 async def mock_meta(mock_meta_server: MockMetaServer) -> AsyncIterator[MockMetaClient]:
     """A control-API client bound to ``mock_meta_server``."""
     from mock_meta.client import MockMetaClient

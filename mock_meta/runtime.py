@@ -121,6 +121,7 @@ class MockRuntime:
             subscriptions=self.state,
             client=webhook_client,
             max_in_flight=settings.delivery_concurrency,
+            propagate_traceparent=settings.propagate_traceparent,
         )
 
     # --- delivery ----------------------------------------------------------------------

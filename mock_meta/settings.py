@@ -50,6 +50,9 @@ class MockSettings(BaseSettings):
     retry_profile: str = "meta-2026-05"
     # Webhook POSTs in flight at once (over as many keep-alive connections); one per PSID.
     delivery_concurrency: int = Field(default=64, ge=1, le=4096)
+    # Off for fidelity (Meta sends none): a W3C traceparent on each delivery, so a test trace
+    # runs user action -> delivery -> bot -> Send API -> mock (the journal keeps both ends).
+    propagate_traceparent: bool = False
 
     # --- Send API policy ---
     # Per-page Send API calls per second before 613; 0 switches the limiter off.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import secrets
 from typing import Any, Literal
 
 SignatureMode = Literal["valid", "wrong", "missing"]
@@ -32,6 +33,15 @@ def serialize(payload: Any) -> bytes:
     # The encoder already emits lowercase \uXXXX and surrogate pairs; "/" only ever occurs
     # inside strings in JSON text, so a plain replace escapes exactly the slashes in strings.
     return _ENCODE(payload).replace("/", "\\/").encode("ascii")
+
+
+def new_traceparent() -> str:
+    """A fresh, sampled W3C ``traceparent``: the root of a delivery's trace.
+
+    >>> new_traceparent()[:3], len(new_traceparent())
+    ('00-', 55)
+    """
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def sign_sha256(body: bytes, secret: str) -> str:

@@ -1,89 +1,57 @@
-"""Proof against a real Prometheus: every panel query returns data, alerts fire and resolve.
+"""Proof against a real Prometheus: every alert fires under its real fault and resolves.
 
-A real bot and a real mock run on loopback under continuous conversation traffic while a
-real Prometheus scrapes both every second and evaluates a test copy of our rules (``for:``
-and range windows shortened). Then:
+A real bot (with fault handlers on demand) and a real mock run on loopback under continuous
+conversation traffic while a real Prometheus scrapes both every second and evaluates a test
+copy of our rules (``for:`` 2 s, range windows 10 s; thresholds as in production). Then:
 
+* each fault is injected in turn (signature flood, Send API outage, a handler blocking the
+  event loop, a failing handler, the bot down, an old event stuck in the inbox, the inbox
+  locked, a subscription disabled); every alert it should raise must fire, and resolve once
+  the fault is cleared, and every rule of both files must be among them. A table of time to
+  fire and to resolve is printed (run with ``-s`` to see it);
 * every panel query of both dashboards (macros and variables substituted as Grafana would)
   runs without error or warning and returns data, except panels documented as empty-is-normal;
-* every metric the dashboards and rules read is exported by the bot or the mock;
-* an armed Send API fault makes ``BotSendApiErrors`` fire, and clearing it resolves the alert.
+* every metric the dashboards and rules read is exported by the bot or the mock.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboards import queries
+from dashboards import queries, render
 from loadtests.processes import LoopbackStack
 from tests.polling import wait_until
+from tests.system.alert_proof import AlertProof, active_alerts, alert_keys, proof_table, prove
 from tests.system.prometheus_server import PrometheusClient, running_prometheus, shortened_rules
+from tests.system.stack_faults import Conversations, Faults
 
 pytestmark = pytest.mark.system
 
 RULES_DIR = Path(queries.DASHBOARD_DIR) / "rules"
 SCRAPE_SECONDS = 1.0
-# Actions that the default handlers answer, and a few that they do not.
-REPLYING_ACTIONS = (
-    {"type": "text", "text": "hello"},
-    {"type": "attachment"},
-    {"type": "postback", "payload": "GET_STARTED"},
-    {"type": "quick_reply", "text": "Green", "payload": "PICK_GREEN"},
-)
-SILENT_ACTIONS = ({"type": "reaction"}, {"type": "read"})
-
-
-class Conversations:
-    """Background users talking to the bot through the mock until stopped (bounded)."""
-
-    def __init__(self, mock_url: str, users: int = 4, max_turns: int = 5000) -> None:
-        self._mock_url = mock_url
-        self._users = users
-        self._max_turns = max_turns
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.replies = 0
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        for _ in range(self._users):
-            thread = threading.Thread(target=self._run, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._mock_url, timeout=15.0, trust_env=False) as http:
-            psid = http.post("/_mock/users", json={}).json()["psid"]
-            for turn in range(self._max_turns):
-                if self._stop.is_set():
-                    return
-                action = REPLYING_ACTIONS[turn % len(REPLYING_ACTIONS)]
-                sent = http.post(f"/_mock/users/{psid}/actions", json=action).json()
-                reply = http.get(
-                    "/_mock/wait/reply", params={"psid": psid, "mid": sent["mid"], "timeout": 3}
-                )
-                if reply.status_code == 200:
-                    with self._lock:
-                        self.replies += 1
-                silent = SILENT_ACTIONS[turn % len(SILENT_ACTIONS)]
-                http.post(f"/_mock/users/{psid}/actions", json=silent)
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LoopbackStack]:
-    with LoopbackStack.start(tmp_path / "stack") as running:
+    workdir = tmp_path / "stack"
+    bot_env = {
+        "BOT_HANDLERS_MODULE": "tests.system.fault_handlers",
+        "FAULT_RELEASE_FILE": str(workdir / "release"),
+        "HANDLER_MAX_ATTEMPTS": "2",
+        "HANDLER_BACKOFF_BASE_SECONDS": "0.05",
+        "SHUTDOWN_GRACE_SECONDS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    with LoopbackStack.start(workdir, bot_env=bot_env) as running:
         yield running
 
 
@@ -108,8 +76,13 @@ def prometheus(
         yield client
 
 
-def _alert_states(prom: PrometheusClient, name: str) -> set[str]:
-    return {a["state"] for a in prom.alerts() if a["labels"].get("alertname") == name}
+def _rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in RULES_DIR.glob("*.rules.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def _exported_names(url: str) -> set[str]:
@@ -121,15 +94,40 @@ def _exported_names(url: str) -> set[str]:
     return names
 
 
-def test_dashboards_and_alerts_hold_against_real_prometheus(
-    stack: LoopbackStack, prometheus: PrometheusClient
-) -> None:
-    assert httpx.post(f"{stack.mock_url}/_mock/handshake", json={}, trust_env=False).json()["ok"]
-    # One unsigned POST so the signature-failure series carry real data too.
-    assert httpx.post(f"{stack.bot_url}/webhook", content=b"{}", trust_env=False).status_code == 401
+def _check_dashboards(prometheus: PrometheusClient) -> list[str]:
+    ctx_by_job = {
+        uid: queries.GrafanaContext(
+            scrape_interval=SCRAPE_SECONDS, range_seconds=300, variables={"job": job}
+        )
+        for uid, job in queries.DASHBOARD_JOBS.items()
+    }
+    failures = []
+    panel_queries = queries.dashboard_queries(queries.load_dashboards())
+    assert len(panel_queries) > 40
+    for query in panel_queries:
+        promql = queries.substitute(query.expr, ctx_by_job[query.dashboard_uid], query.variables)
+        answer = prometheus.query(promql)
+        where = f"{query.dashboard_uid} / {query.panel_title!r}: {promql}"
+        if answer.get("status") != "success":
+            failures.append(f"error {answer.get('error')!r} in {where}")
+        elif answer.get("warnings"):
+            failures.append(f"warnings {answer['warnings']} in {where}")
+        elif not answer["data"]["result"] and not query.may_be_empty:
+            failures.append(f"no data in {where}")
+    return failures
 
+
+@pytest.mark.timeout(600)
+def test_every_alert_fires_under_its_fault_and_resolves_and_every_panel_has_data(
+    stack: LoopbackStack, prometheus: PrometheusClient, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    assert httpx.post(f"{stack.mock_url}/_mock/handshake", json={}, trust_env=False).json()["ok"]
     traffic = Conversations(stack.mock_url)
     traffic.start()
+    proofs: list[AlertProof] = []
+    mock = httpx.Client(base_url=stack.mock_url, trust_env=False, timeout=15.0)
+    faults = Faults(stack, mock)
     try:
         wait_until(
             lambda: all(prometheus.targets_up().values()) and len(prometheus.targets_up()) == 2,
@@ -137,62 +135,103 @@ def test_dashboards_and_alerts_hold_against_real_prometheus(
             what="both targets up",
         )
         wait_until(lambda: traffic.replies >= 20, timeout=60, what="20 replies")
+        wait_until(lambda: not active_alerts(prometheus), timeout=60, what="no alert at rest")
 
-        # An armed fault: every Send API call fails with Graph's transient code 2.
-        with httpx.Client(base_url=stack.mock_url, trust_env=False, timeout=10.0) as mock:
-            armed = mock.post(
-                "/_mock/faults", json={"code": 2, "http_status": 500, "probability": 1.0}
-            )
-            assert armed.status_code == 201, armed.text
-            wait_until(
-                lambda: "firing" in _alert_states(prometheus, "BotSendApiErrors"),
-                timeout=90,
-                what="BotSendApiErrors firing",
-            )
-            assert mock.delete("/_mock/faults").status_code == 200
-        replies_before = traffic.replies
-        wait_until(
-            lambda: (
-                not _alert_states(prometheus, "BotSendApiErrors")
-                and traffic.replies > replies_before + 10
-            ),
-            timeout=90,
-            what="BotSendApiErrors resolved after the fault was cleared",
+        proofs += prove(
+            prometheus,
+            "signature flood (unsigned POSTs)",
+            ["BotWebhookSignatureFailures/warning", "BotWebhookSignatureFailures/critical"],
+            faults.repeat(faults.unsigned_posts, 0.02),
+            faults.stop_repeating,
         )
-
-        ctx_by_job = {
-            uid: queries.GrafanaContext(
-                scrape_interval=SCRAPE_SECONDS, range_seconds=300, variables={"job": job}
-            )
-            for uid, job in queries.DASHBOARD_JOBS.items()
-        }
-        failures = []
-        panel_queries = queries.dashboard_queries(queries.load_dashboards())
-        assert len(panel_queries) > 40
-        for query in panel_queries:
-            promql = queries.substitute(
-                query.expr, ctx_by_job[query.dashboard_uid], query.variables
-            )
-            answer = prometheus.query(promql)
-            where = f"{query.dashboard_uid} / {query.panel_title!r}: {promql}"
-            if answer.get("status") != "success":
-                failures.append(f"error {answer.get('error')!r} in {where}")
-            elif answer.get("warnings"):
-                failures.append(f"warnings {answer['warnings']} in {where}")
-            elif not answer["data"]["result"] and not query.may_be_empty:
-                failures.append(f"no data in {where}")
+        proofs += prove(
+            prometheus,
+            "Send API outage (every call 500, code 2)",
+            [
+                "BotSendApiErrors/warning",
+                "BotSendApiErrors/critical",
+                "BotSendApiRetryStorm/warning",
+                "BotReplyErrorBudgetBurn/critical/1h",
+                "BotReplyErrorBudgetBurn/critical/6h",
+                "BotReplyErrorBudgetBurn/warning/3d",
+            ],
+            faults.arm_send_outage,
+            faults.clear_send_faults,
+        )
+        failures = _check_dashboards(prometheus)
         assert not failures, "\n".join(failures)
+
+        stall_user = faults.new_user()
+        proofs += prove(
+            prometheus,
+            "handler blocks the loop (time.sleep 1.5 s)",
+            ["BotEventLoopLagHigh/warning"],
+            faults.repeat(lambda: faults.text_and_wait(stall_user, "stall 1.5"), 0.1),
+            faults.stop_repeating,
+        )
+        fail_user = faults.new_user()
+        proofs += prove(
+            prometheus,
+            "failing handler (raises every attempt)",
+            ["BotDeadLetters/warning"],
+            faults.repeat(lambda: faults.text(fail_user, "fail"), 0.5),
+            faults.stop_repeating,
+        )
+        proofs += prove(
+            prometheus,
+            "bot process stopped",
+            ["BotDown/critical", "MetaWebhookDeliveryFailing/warning"],
+            faults.stop_bot_with_an_old_event_left_pending,
+            faults.start_bot,
+        )
+        proofs += prove(
+            prometheus,
+            "event pending 700 s (held by its handler)",
+            ["BotInboxBacklogStale/warning", "BotInboxBacklogStale/critical"],
+            lambda: None,  # left by the previous fault: the bot picked it up on start
+            faults.release_held_events,
+        )
+        proofs += prove(
+            prometheus,
+            "inbox write-locked by another process",
+            [
+                "BotWebhookErrors/critical",
+                "BotWebhookAckLatencyHigh/warning",
+                "BotWebhookAckLatencyHigh/critical",
+            ],
+            faults.lock_inbox,
+            faults.unlock_inbox,
+        )
+        proofs += prove(
+            prometheus,
+            "deliveries failing for 1 h (bot down, clock +1 h)",
+            ["MetaWebhooksDisabled/critical"],
+            faults.fail_deliveries_for_an_hour,
+            faults.resubscribe,
+        )
+        # Pictures of both dashboards from this run (RENDER_DASHBOARDS_DIR keeps them).
+        out = Path(os.environ.get("RENDER_DASHBOARDS_DIR") or tmp_path / "pictures")
+        pictures = render.render_all(
+            render.prometheus_fetch(prometheus.base_url),
+            end=time.time(),
+            range_seconds=time.monotonic() - started,
+            scrape_interval=SCRAPE_SECONDS,
+            out=out,
+        )
+        assert all(p.stat().st_size > 50_000 for p in pictures), pictures
     finally:
+        faults.stop_repeating()
         traffic.stop()
+        mock.close()
+        faults.bot.close()
+        print("\n" + proof_table(proofs))
+
+    rules = _rules()
+    assert {row.alert for row in proofs} == alert_keys(rules), "every alert rule is proven"
 
     exported = _exported_names(stack.bot_url) | _exported_names(stack.mock_url)
-    rules = [
-        rule
-        for path in RULES_DIR.glob("*.rules.yml")
-        for group in yaml.safe_load(path.read_text())["groups"]
-        for rule in group["rules"]
-    ]
     recorded = {rule["record"] for rule in rules if "record" in rule}
+    panel_queries = queries.dashboard_queries(queries.load_dashboards())
     referenced: set[str] = set()
     for expr in [q.expr for q in panel_queries] + [rule["expr"] for rule in rules]:
         referenced |= queries.metric_names(expr)

@@ -641,7 +641,9 @@ async def test_consumer_span_links_to_producer_and_parents_the_send_api_client_s
     assert client.parent is not None and client.parent.span_id == consumer.context.span_id
     assert client.context.trace_id == producer_ctx.trace_id
     attributes = dict(consumer.attributes or {})
-    assert attributes["bot.psid"] == ALICE and attributes["bot.event_type"] == "text"
+    assert attributes["bot.event_type"] == "text"
+    assert len(str(attributes["user.hash"])) == 24  # hashed by default: no raw PSID in spans
+    assert not any(v == ALICE for s in spans for v in (s.attributes or {}).values())
     assert "bot.mid" in attributes
     assert not any("private words" in str(v) for s in spans for v in (s.attributes or {}).values())
 

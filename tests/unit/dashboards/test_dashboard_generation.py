@@ -43,3 +43,9 @@ def test_check_passes_on_fresh_output_and_fails_on_stale_or_missing(tmp_path: Pa
 
 def test_check_against_the_repository_passes() -> None:
     assert build.main(["--check"]) == 0
+
+
+def test_dashboards_use_the_current_schema() -> None:
+    # Grafana 11.6's dashboard schema (the newest flavour of grafana-foundation-sdk we pin).
+    for text in build.render_all().values():
+        assert json.loads(text)["schemaVersion"] >= 41

@@ -40,6 +40,9 @@ def test_datasource_job_and_instance_are_template_variables(board: dict[str, Any
         assert variables[name]["type"] == "query"
         assert variables[name]["datasource"]["uid"] == "${datasource}"
         assert variables[name]["includeAll"] and variables[name]["multi"]
+    # "All" must mean this dashboard's jobs: with allValue ".+" the bot's "Scrape up" panel
+    # also showed the mock's target.
+    assert "allValue" not in variables["job"] or variables["job"]["allValue"] in (None, "")
 
 
 @pytest.mark.parametrize(("uid", "panel"), PANELS, ids=_ids(PANELS))
@@ -64,7 +67,9 @@ def test_every_query_uses_rate_interval_and_the_job_and_instance_variables(query
 
     selected = {}
     for name, matchers in SELECTOR.findall(query.expr):
-        assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, name
+        # The platform dashboard's bot-side comparison series select the bot's own jobs.
+        own = 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers
+        assert own or 'job=~"$bot_job"' in matchers, name
         selected[name] = matchers
     assert metric_names(query.expr) <= set(selected), "every metric needs the job selector"
 
