@@ -58,6 +58,21 @@ class Subscriptions(Protocol):
         """Unsubscribe the app from the page after an hour of failures ("Webhooks Disabled")."""
 
 
+class DeliveryObserver(Protocol):
+    """Sees what the journal does not keep: each event as queued, each attempt's exact bytes.
+
+    The web console implements it; observers must be quick (they run on the delivery path).
+    """
+
+    def enqueued(self, delivery_id: str, mid: str | None, event: dict[str, Any]) -> None:
+        """``event`` (the ``messaging[]`` object) keyed ``mid`` was queued as ``delivery_id``."""
+
+    def attempted(
+        self, record: DeliveryRecord, attempt: AttemptRecord, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """One POST of ``record`` was made with exactly ``body`` and ``headers``."""
+
+
 @dataclass(frozen=True, slots=True)
 class AppTarget:
     """Where and how an app receives webhooks."""
@@ -144,6 +159,7 @@ class DeliveryEngine:
         self._dispatcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self.observers: list[DeliveryObserver] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -256,6 +272,8 @@ class DeliveryEngine:
         item = _Delivery(
             delivery_id, target, page_id, event, field, psid, mid, standby, record, signature_mode
         )
+        for observer in self.observers:
+            observer.enqueued(delivery_id, mid, event)
         self._live.add(delivery_id)
         if self._loop is not None and threading.get_ident() != self._loop_thread:
             self._loop.call_soon_threadsafe(self._push, item, False)
@@ -419,20 +437,20 @@ class DeliveryEngine:
                     outcome=labels[0], attempt=labels[1]
                 )
             counter.inc()
-            self._journal.delivery_attempted(
-                item.record,
-                AttemptRecord(
-                    attempt=item.attempts,
-                    at=at,
-                    status=status,
-                    latency_seconds=latency,
-                    outcome=outcome,
-                    signature=headers.get(SIGNATURE_256_HEADER),
-                    error=error,
-                    duplicate=duplicate,
-                    batch_size=len(batch),
-                ),
+            attempt = AttemptRecord(
+                attempt=item.attempts,
+                at=at,
+                status=status,
+                latency_seconds=latency,
+                outcome=outcome,
+                signature=headers.get(SIGNATURE_256_HEADER),
+                error=error,
+                duplicate=duplicate,
+                batch_size=len(batch),
             )
+            self._journal.delivery_attempted(item.record, attempt)
+            for observer in self.observers:
+                observer.attempted(item.record, attempt, body, headers)
         return outcome
 
     async def _post(

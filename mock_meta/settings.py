@@ -66,6 +66,8 @@ class MockSettings(BaseSettings):
     human_agent_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
 
     journal_max_entries: int = Field(default=100_000, ge=100)
+    # The web console at / (mock_meta.console); off also skips its capture of webhook bytes.
+    console: bool = True
     graph_version: str = "v25.0"
 
     @field_validator("graph_version")

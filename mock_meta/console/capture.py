@@ -1,0 +1,97 @@
+"""What the console shows that the journal does not keep: queued events and exact POST bytes.
+
+A bounded :class:`~mock_meta.delivery.DeliveryObserver`: the newest ``limit`` deliveries keep
+their event and, per attempt, the exact body and headers (shared objects, never copied: the
+engine reuses one body for a delivery's immediate retries).
+
+>>> capture = WireCapture(limit=2)
+>>> capture.enqueued("dlv_1", "m_1", {"message": {"text": "hi"}})
+>>> capture.event("dlv_1")
+{'message': {'text': 'hi'}}
+>>> capture.event_of_mid("m_1")
+{'message': {'text': 'hi'}}
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from mock_meta.journal import AttemptRecord, DeliveryRecord
+
+DEFAULT_LIMIT = 500
+
+
+@dataclass(slots=True)
+class WirePost:
+    """One attempt as it went over the wire."""
+
+    attempt: int
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(slots=True)
+class _Captured:
+    mid: str | None = None
+    event: dict[str, Any] | None = None
+    posts: list[WirePost] = field(default_factory=list)
+
+
+class WireCapture:
+    """Keeps the newest ``limit`` deliveries' events and bytes (thread-safe, O(1) per call)."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, _Captured] = OrderedDict()
+        self._first_of_mid: dict[str, str] = {}  # mid -> its first delivery id still kept
+
+    def enqueued(self, delivery_id: str, mid: str | None, event: dict[str, Any]) -> None:
+        with self._lock:
+            slot = self._slot(delivery_id)
+            slot.event, slot.mid = event, mid
+            if mid is not None:
+                self._first_of_mid.setdefault(mid, delivery_id)
+
+    def attempted(
+        self, record: DeliveryRecord, attempt: AttemptRecord, body: bytes, headers: dict[str, str]
+    ) -> None:
+        with self._lock:
+            self._slot(record.delivery_id).posts.append(WirePost(attempt.attempt, body, headers))
+
+    def event(self, delivery_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.get(delivery_id)
+            return item.event if item is not None else None
+
+    def event_of_mid(self, mid: str) -> dict[str, Any] | None:
+        """The event first queued under ``mid`` (a user action's id), while still kept."""
+        with self._lock:
+            delivery_id = self._first_of_mid.get(mid)
+            item = self._items.get(delivery_id) if delivery_id is not None else None
+            return item.event if item is not None else None
+
+    def posts(self, delivery_id: str) -> list[WirePost]:
+        with self._lock:
+            item = self._items.get(delivery_id)
+            return list(item.posts) if item is not None else []
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._first_of_mid.clear()
+
+    def _slot(self, delivery_id: str) -> _Captured:
+        item = self._items.get(delivery_id)
+        if item is None:
+            item = self._items[delivery_id] = _Captured()
+            if len(self._items) > self._limit:
+                old_id, old = self._items.popitem(last=False)
+                if old.mid is not None and self._first_of_mid.get(old.mid) == old_id:
+                    del self._first_of_mid[old.mid]
+        return item
