@@ -41,6 +41,10 @@ SNAPSHOT_LIMIT = 50
 # How often the stream looks for changes; each look filters the journal once.
 STREAM_INTERVAL_SECONDS = 0.3
 HEARTBEAT_SECONDS = 15.0
+# uvicorn waits for open responses before it shuts down, so a stream ends by itself after
+# this long; the browser reconnects at once (``retry``) and gets a fresh snapshot.
+STREAM_MAX_SECONDS = 5.0
+RECONNECT_MS = 250
 Id = Annotated[str | None, Query(max_length=40)]
 
 
@@ -82,7 +86,9 @@ def build_router(rt: MockRuntime, capture: WireCapture) -> APIRouter:
     async def stream(request: Request, psid: Id = None, page_id: Id = None) -> StreamingResponse:
         async def events() -> AsyncIterator[str]:
             last, quiet_since = "", time.monotonic()
-            while not await request.is_disconnected():
+            ends = quiet_since + STREAM_MAX_SECONDS
+            yield f"retry: {RECONNECT_MS}\n\n"
+            while time.monotonic() < ends and not await request.is_disconnected():
                 view = snapshot(rt, capture, psid=psid, page_id=page_id)
                 key = json.dumps({**view, "clock": _clock_key(view["clock"])}, default=str)
                 if key != last or time.monotonic() - quiet_since > HEARTBEAT_SECONDS:

@@ -4,7 +4,7 @@
 "use strict";
 
 const API = "/_mock";
-const state = { snap: null, receivedAt: 0, psid: null, pageId: null, open: new Set(), source: null };
+const state = { snap: null, receivedAt: 0, psid: null, pageId: null, open: new Set(), source: null, downTimer: 0 };
 
 // ---- tiny DOM helper: text is always set as text, never parsed as HTML ----------------------
 function h(tag, attrs, ...children) {
@@ -70,8 +70,20 @@ function connect() {
   if (state.pageId) query.set("page_id", state.pageId);
   const source = new EventSource(`${API}/console/stream?${query}`);
   state.source = source;
-  source.onopen = () => { $("live").textContent = "live"; $("live").dataset.state = "live"; };
-  source.onerror = () => { $("live").textContent = "reconnecting…"; $("live").dataset.state = "down"; };
+  // The server ends each stream after a few seconds and the browser reconnects at once:
+  // only a reconnect that takes a while is news.
+  source.onopen = () => {
+    clearTimeout(state.downTimer);
+    $("live").textContent = "live";
+    $("live").dataset.state = "live";
+  };
+  source.onerror = () => {
+    clearTimeout(state.downTimer);
+    state.downTimer = setTimeout(() => {
+      $("live").textContent = "reconnecting…";
+      $("live").dataset.state = "down";
+    }, 1500);
+  };
   source.onmessage = (msg) => {
     state.snap = JSON.parse(msg.data);
     state.receivedAt = performance.now();
@@ -173,9 +185,10 @@ function botRow(item, isLast) {
   const parts = [];
   if (message.text) parts.push(h("span", { class: "bubble" }, message.text));
   if (message.attachment) parts.push(attachmentOf(message.attachment));
-  const row = h("div", { class: "msg bot", dataset: { mid: item.message_id || "" } }, parts,
-    h("button", { type: "button", class: "react", "aria-label": "React with a heart",
-      onclick: () => act({ type: "reaction", target_mid: item.message_id, reaction: "love" }) }, "♡"));
+  const react = h("button", { type: "button", class: "react", "aria-label": "React with a heart",
+    onclick: () => act({ type: "reaction", target_mid: item.message_id, reaction: "love" }) }, "♡");
+  const row = h("div", { class: "msg bot", dataset: { mid: item.message_id || "" } },
+    h("div", { class: "line" }, parts, react));
   if (isLast && Array.isArray(message.quick_replies)) {
     row.append(h("div", { class: "chips", role: "group", "aria-label": "Quick replies" },
       message.quick_replies.map((q) => h("button", {
