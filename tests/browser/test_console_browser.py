@@ -9,9 +9,10 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import httpx
 import pytest
 
-from mock_meta.settings import DEFAULT_PSID
+from mock_meta.settings import DEFAULT_PAGE_TOKEN, DEFAULT_PSID
 from tests.browser.conftest import ConsolePage, ConsoleWorld, point_seed_app_at
 from tests.polling import eventually
 
@@ -29,6 +30,16 @@ async def say(console: ConsolePage, text: str) -> None:
     await field.press("Enter")
 
 
+async def sender_action(mock_url: str, action: str) -> None:
+    async with httpx.AsyncClient(trust_env=False) as graph:
+        response = await graph.post(
+            f"{mock_url}/v25.0/me/messages",
+            params={"access_token": DEFAULT_PAGE_TOKEN},
+            json={"recipient": {"id": DEFAULT_PSID}, "sender_action": action},
+        )
+    assert response.status_code == 200, response.text
+
+
 def thread(console: ConsolePage) -> Any:
     return console.page.get_by_role("log", name="Messages")
 
@@ -42,6 +53,12 @@ async def test_a_user_says_hi_and_the_bots_reply_appears(
 
     await expect(thread(console_page).get_by_text("You said: hi", exact=True)).to_be_visible()
     await expect(thread(console_page).locator(".msg.user")).to_have_text("hi")
+
+    # Sender actions, as a bot sends them through the Send API: seen, then typing.
+    for action in ("mark_seen", "typing_on"):
+        await sender_action(console_world.url, action)
+    await expect(thread(console_page).locator(".msg.user .seen")).to_have_text("Seen")
+    await expect(thread(console_page).get_by_label("The bot is typing")).to_be_visible()
     await console_page.shoot("conversation")
 
 
