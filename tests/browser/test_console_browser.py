@@ -170,3 +170,24 @@ async def test_the_console_works_against_the_express_peer(
     )
     assert delivered[0].attempts[0].status == 200
     await console_page.shoot("express")
+
+
+async def test_every_control_is_labelled_and_screens_switch_from_the_keyboard(
+    console_world: ConsoleWorld, console_page: ConsolePage
+) -> None:
+    page = console_page.page
+    await console_page.open(console_world.url)
+    unlabelled = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                && !el.textContent.trim())
+            .map((el) => el.outerHTML)"""
+    )
+    assert unlabelled == []
+
+    await page.get_by_role("link", name="Conversation").focus()
+    await page.keyboard.press("Tab")  # to "Deliveries"
+    await page.keyboard.press("Enter")
+
+    await expect(page.get_by_role("heading", name="Webhook deliveries")).to_be_visible()
+    await expect(page.get_by_role("log", name="Messages")).to_be_hidden()

@@ -201,8 +201,11 @@ function botRow(item, isLast) {
   return row;
 }
 
+// Links and media come from the bot: only http(s) URLs become links (no javascript: here).
+const safeUrl = (url) => (typeof url === "string" && /^https?:\/\//i.test(url) ? url : null);
+
 function mediaOf(att) {
-  const url = att && att.payload && att.payload.url;
+  const url = safeUrl(att && att.payload && att.payload.url);
   if (!url) return h("span", { class: "note" }, `[${att.type}]`);
   if (att.type === "image") return h("img", { src: url, alt: "image attachment", class: "media" });
   if (att.type === "video") return h("video", { src: url, controls: true, class: "media" });
@@ -215,7 +218,9 @@ function buttonOf(b) {
     return h("button", { type: "button", class: "tbutton",
       onclick: () => act({ type: "postback", payload: b.payload, title: b.title }) }, b.title);
   }
-  if (b.type === "web_url") return h("a", { class: "tbutton", href: b.url, target: "_blank", rel: "noopener" }, b.title);
+  if (b.type === "web_url" && safeUrl(b.url)) {
+    return h("a", { class: "tbutton", href: safeUrl(b.url), target: "_blank", rel: "noopener" }, b.title);
+  }
   return h("span", { class: "tbutton" }, b.title || b.type);
 }
 
@@ -229,7 +234,7 @@ function attachmentOf(att) {
   if (p.template_type === "generic") {
     return h("div", { class: "carousel", role: "group", "aria-label": "Carousel" },
       (p.elements || []).map((e) => h("div", { class: "card-item" },
-        e.image_url ? h("img", { src: e.image_url, alt: e.title || "", class: "media" }) : null,
+        safeUrl(e.image_url) ? h("img", { src: safeUrl(e.image_url), alt: e.title || "", class: "media" }) : null,
         h("strong", {}, e.title || ""), e.subtitle ? h("p", {}, e.subtitle) : null,
         h("div", { class: "tbuttons" }, (e.buttons || []).map(buttonOf)))));
   }
