@@ -8,8 +8,6 @@ engine reuses one body for a delivery's immediate retries).
 >>> capture.enqueued("dlv_1", "m_1", {"message": {"text": "hi"}})
 >>> capture.event("dlv_1")
 {'message': {'text': 'hi'}}
->>> capture.event_of_mid("m_1")
-{'message': {'text': 'hi'}}
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ class WirePost:
 
 @dataclass(slots=True)
 class _Captured:
-    mid: str | None = None
     event: dict[str, Any] | None = None
     posts: list[WirePost] = field(default_factory=list)
 
@@ -49,14 +46,10 @@ class WireCapture:
         self._limit = limit
         self._lock = threading.Lock()
         self._items: OrderedDict[str, _Captured] = OrderedDict()
-        self._first_of_mid: dict[str, str] = {}  # mid -> its first delivery id still kept
 
     def enqueued(self, delivery_id: str, mid: str | None, event: dict[str, Any]) -> None:
         with self._lock:
-            slot = self._slot(delivery_id)
-            slot.event, slot.mid = event, mid
-            if mid is not None:
-                self._first_of_mid.setdefault(mid, delivery_id)
+            self._slot(delivery_id).event = event
 
     def attempted(
         self, record: DeliveryRecord, attempt: AttemptRecord, body: bytes, headers: dict[str, str]
@@ -69,13 +62,6 @@ class WireCapture:
             item = self._items.get(delivery_id)
             return item.event if item is not None else None
 
-    def event_of_mid(self, mid: str) -> dict[str, Any] | None:
-        """The event first queued under ``mid`` (a user action's id), while still kept."""
-        with self._lock:
-            delivery_id = self._first_of_mid.get(mid)
-            item = self._items.get(delivery_id) if delivery_id is not None else None
-            return item.event if item is not None else None
-
     def posts(self, delivery_id: str) -> list[WirePost]:
         with self._lock:
             item = self._items.get(delivery_id)
@@ -84,14 +70,11 @@ class WireCapture:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._first_of_mid.clear()
 
     def _slot(self, delivery_id: str) -> _Captured:
         item = self._items.get(delivery_id)
         if item is None:
             item = self._items[delivery_id] = _Captured()
             if len(self._items) > self._limit:
-                old_id, old = self._items.popitem(last=False)
-                if old.mid is not None and self._first_of_mid.get(old.mid) == old_id:
-                    del self._first_of_mid[old.mid]
+                self._items.popitem(last=False)
         return item

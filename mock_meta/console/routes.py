@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock_meta.console.capture import WireCapture
+from mock_meta.console.feed import ConsoleFeed
 from mock_meta.console.models import RawEventRequest, ResubscribeRequest
 from mock_meta.console.view import (
     conversation,
@@ -36,8 +37,6 @@ from mock_meta.wire import webhook_headers
 
 PREFIX = "/_mock/console"
 STATIC_DIR = Path(__file__).with_name("static")
-# Newest records of each journal kind in one snapshot (the page is a window, not an archive).
-SNAPSHOT_LIMIT = 50
 # How often the stream looks for changes; each look filters the journal once.
 STREAM_INTERVAL_SECONDS = 0.3
 HEARTBEAT_SECONDS = 15.0
@@ -63,7 +62,7 @@ class RootPage:
             await self.inner(scope, receive, send)
 
 
-def build_router(rt: MockRuntime, capture: WireCapture) -> APIRouter:
+def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> APIRouter:
     router = APIRouter()
 
     @router.get("/", include_in_schema=False)
@@ -76,7 +75,7 @@ def build_router(rt: MockRuntime, capture: WireCapture) -> APIRouter:
         tags=["console"],
     )
     async def get_snapshot(psid: Id = None, page_id: Id = None) -> dict[str, Any]:
-        return snapshot(rt, capture, psid=psid, page_id=page_id)
+        return snapshot(rt, feed, capture, psid=psid, page_id=page_id)
 
     @router.get(
         f"{PREFIX}/stream",
@@ -89,7 +88,7 @@ def build_router(rt: MockRuntime, capture: WireCapture) -> APIRouter:
             ends = quiet_since + STREAM_MAX_SECONDS
             yield f"retry: {RECONNECT_MS}\n\n"
             while time.monotonic() < ends and not await request.is_disconnected():
-                view = snapshot(rt, capture, psid=psid, page_id=page_id)
+                view = snapshot(rt, feed, capture, psid=psid, page_id=page_id)
                 key = json.dumps({**view, "clock": _clock_key(view["clock"])}, default=str)
                 if key != last or time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
                     last, quiet_since = key, time.monotonic()
@@ -181,25 +180,25 @@ def build_router(rt: MockRuntime, capture: WireCapture) -> APIRouter:
 
 
 def snapshot(
-    rt: MockRuntime, capture: WireCapture, *, psid: str | None, page_id: str | None
+    rt: MockRuntime,
+    feed: ConsoleFeed,
+    capture: WireCapture,
+    *,
+    psid: str | None,
+    page_id: str | None,
 ) -> dict[str, Any]:
-    """The console's whole view: world, clock, faults, one conversation, newest records."""
+    """The console's whole view: world, clock, faults, one conversation, newest records.
+
+    Reads only the feed's bounded windows, never a scan of the journal."""
     config = rt.state.config()
     users = config["users"]
     if psid is None and users:
         psid, page_id = users[0]["psid"], page_id or users[0]["page_id"]
-    journal, profile = rt.journal, rt.profile
-    thread: list[dict[str, Any]] = []
-    if psid is not None:
-        thread = conversation(
-            journal.actions(psid=psid, page_id=page_id),
-            journal.sends(psid=psid, page_id=page_id),
-            capture.event_of_mid,
-        )
-    sends = mark_retries([send_view(s) for s in journal.sends()[-SNAPSHOT_LIMIT:]])
+    profile = rt.profile
+    thread = conversation(feed.conversation(psid), page_id) if psid is not None else []
+    sends = mark_retries([send_view(s) for s in feed.sends()])
     deliveries = [
-        delivery_view(d, capture.posts(d.delivery_id), profile)
-        for d in journal.deliveries()[-SNAPSHOT_LIMIT:]
+        delivery_view(d, capture.posts(d.delivery_id), profile) for d in feed.deliveries()
     ]
     for page in config["pages"]:
         for sub in page["subscribed_apps"]:
@@ -213,9 +212,8 @@ def snapshot(
         "conversation": thread,
         "deliveries": deliveries[::-1],
         "sends": sends[::-1],
-        "alerts": [a.to_dict() for a in journal.alerts()[-SNAPSHOT_LIMIT:]][::-1],
-        "subscriptions": [s.to_dict() for s in journal.subscriptions()[-SNAPSHOT_LIMIT:]][::-1],
-        "summary": journal.summary(),
+        "alerts": [a.to_dict() for a in feed.alerts()][::-1],
+        "subscriptions": [s.to_dict() for s in feed.subscriptions()][::-1],
         "faults": [f.as_dict() for f in rt.faults.armed()],
         "chaos": rt.chaos.config.to_dict(),
         "profile": profile.to_dict(),

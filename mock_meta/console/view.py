@@ -11,11 +11,12 @@ rules (what a user bubble says, when a retry is due, which send retries which) t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from mock_meta.console.capture import WirePost
-from mock_meta.journal import ActionRecord, DeliveryRecord, SendRecord
+from mock_meta.console.feed import Entry
+from mock_meta.journal import DeliveryRecord, SendRecord
 from mock_meta.retry_profile import RetryProfile
 
 
@@ -50,32 +51,27 @@ def user_bubble(event: dict[str, Any] | None) -> dict[str, Any]:
     return {}
 
 
-def conversation(
-    actions: Iterable[ActionRecord],
-    sends: Iterable[SendRecord],
-    events_of: Callable[[str], dict[str, Any] | None],
-) -> list[dict[str, Any]]:
-    """One thread, oldest first: the user's actions and every Send API call to them.
-
-    ``events_of(mid)`` returns the event an action was delivered as (None once forgotten).
-    """
+def conversation(entries: Iterable[Entry], page_id: str | None = None) -> list[dict[str, Any]]:
+    """One thread, oldest first: the user's actions and every Send API call to them."""
     items: list[dict[str, Any]] = []
-    for action in actions:
-        event = events_of(action.mid) if action.mid else None
+    for entry in entries:
+        record = entry.record
+        if page_id is not None and record.page_id != page_id:
+            continue
+        if isinstance(record, SendRecord):
+            items.append({"side": "bot", **send_view(record)})
+            continue
         items.append(
             {
                 "side": "user",
-                "seq": action.seq,
-                "at": action.at,
-                "type": action.event_type,
-                "mid": action.mid,
-                "answered_by": action.answered_by,
-                **user_bubble(event),
+                "seq": record.seq,
+                "at": record.at,
+                "type": record.event_type,
+                "mid": record.mid,
+                "answered_by": record.answered_by,
+                **user_bubble(entry.event),
             }
         )
-    for send in sends:
-        items.append({"side": "bot", **send_view(send)})
-    items.sort(key=lambda item: item["seq"])
     return items
 
 

@@ -332,8 +332,7 @@ function renderControl() {
   }
   const subs = snap.config.pages.flatMap((p) => p.subscribed_apps.map((s) =>
     `app ${s.app_id} on page ${p.id}: ${s.active ? "subscribed" : "unsubscribed"}`));
-  $("world-detail").textContent = `${subs.join("; ")}. ${snap.summary.actions} actions, ` +
-    `${snap.summary.sends} Send API calls, ${snap.summary.retries} webhook retries since the reset.`;
+  $("world-detail").textContent = `${subs.join("; ")}.`;
 }
 
 // ---- screens and wiring ----------------------------------------------------------------------

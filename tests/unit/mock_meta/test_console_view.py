@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from mock_meta.clock import ControllableClock
 from mock_meta.console.capture import WireCapture
+from mock_meta.console.feed import ConsoleFeed
 from mock_meta.console.view import (
     conversation,
     failure_timeline,
@@ -15,7 +18,14 @@ from mock_meta.console.view import (
     send_view,
     user_bubble,
 )
-from mock_meta.journal import ActionRecord, AttemptRecord, DeliveryRecord, SendRecord
+from mock_meta.journal import (
+    ActionRecord,
+    AttemptRecord,
+    DeliveryRecord,
+    Journal,
+    SendRecord,
+)
+from mock_meta.metrics import MockMetrics
 from mock_meta.retry_profile import RetryProfile
 
 PSID, PAGE = "1", "2"
@@ -60,20 +70,32 @@ def test_user_bubble_says_what_the_user_did(event: Any, bubble: dict[str, Any]) 
     assert user_bubble(event) == bubble
 
 
-def test_conversation_interleaves_actions_and_replies_by_journal_order() -> None:
-    actions = [
-        ActionRecord(1, 1.0, PSID, PAGE, "m_1", "text"),
-        ActionRecord(4, 4.0, PSID, PAGE, "act_2", "read"),
-    ]
-    events = {"m_1": {"message": {"text": "hi"}}}
+def test_conversation_shows_actions_with_their_events_and_replies_in_order() -> None:
+    feed = ConsoleFeed()
+    feed.recorded(ActionRecord(1, 1.0, PSID, PAGE, "m_1", "text"))
+    feed.enqueued("dlv_1", "m_1", {"message": {"text": "hi"}})
+    feed.recorded(_send(2, "You said: hi"))
+    feed.recorded(ActionRecord(3, 3.0, PSID, "other page", "act_2", "read"))
 
-    items = conversation(actions, [_send(2, "You said: hi")], events.get)
+    items = conversation(feed.conversation(PSID), PAGE)
 
     assert [(i["side"], i.get("text"), (i.get("message") or {}).get("text")) for i in items] == [
         ("user", "hi", None),
         ("bot", None, "You said: hi"),
-        ("user", None, None),
     ]
+
+
+def test_feed_keeps_bounded_windows_and_forgets_on_clear() -> None:
+    feed = ConsoleFeed(window=2, conversations=2, per_conversation=2)
+    for seq, psid in enumerate(["a", "a", "a", "b", "c"], start=1):
+        feed.recorded(SendRecord(seq, 0.0, PAGE, psid, "message", {}, {}, 200))
+
+    assert [s.seq for s in feed.sends()] == [4, 5]
+    assert feed.conversation("a") == []  # the least recently active user was forgotten
+    assert [e.record.seq for e in feed.conversation("c")] == [5]
+
+    feed.cleared()
+    assert feed.sends() == [] and feed.conversation("c") == []
 
 
 def test_a_call_repeating_a_failed_call_is_marked_as_its_retry() -> None:
@@ -115,8 +137,8 @@ def test_capture_keeps_only_the_newest_deliveries() -> None:
         _delivery("delivered", 1.0), AttemptRecord(1, 1.0, 200, 0.0, "success", None), b"{}", {}
     )
 
-    assert capture.event("dlv_1") is None and capture.event_of_mid("m_1") is None
-    assert capture.event_of_mid("m_3") == {"n": 3}
+    assert capture.event("dlv_1") is None
+    assert capture.event("dlv_3") == {"n": 3}
     # dlv_1 came back as a new slot when its attempt arrived, evicting dlv_2.
     assert [p.body for p in capture.posts("dlv_1")] == [b"{}"]
     assert capture.event("dlv_2") is None
@@ -125,3 +147,23 @@ def test_capture_keeps_only_the_newest_deliveries() -> None:
 def test_capture_refuses_a_limit_below_one() -> None:
     with pytest.raises(ValueError, match="limit"):
         WireCapture(limit=0)
+
+
+def test_the_feed_follows_the_journal_and_its_reset() -> None:
+    journal = Journal(ControllableClock(), MockMetrics(CollectorRegistry()))
+    feed = ConsoleFeed()
+    journal.subscribe(feed)
+
+    journal.record_action(PSID, PAGE, "m_1", "text")
+    journal.record_send(
+        page_id=PAGE, psid=PSID, request={"message": {"text": "hi"}}, response={}, status=200
+    )
+    journal.record_alert("app", PAGE, "failing_15m", "failing")
+
+    assert [type(e.record).__name__ for e in feed.conversation(PSID)] == [
+        "ActionRecord",
+        "SendRecord",
+    ]
+    assert [a.kind for a in feed.alerts()] == ["failing_15m"]
+    journal.clear()
+    assert feed.conversation(PSID) == [] and feed.alerts() == []
