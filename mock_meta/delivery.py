@@ -64,8 +64,8 @@ class DeliveryObserver(Protocol):
     The web console implements it; observers must be quick (they run on the delivery path).
     """
 
-    def enqueued(self, delivery_id: str, mid: str | None, event: dict[str, Any]) -> None:
-        """``event`` (the ``messaging[]`` object) keyed ``mid`` was queued as ``delivery_id``."""
+    def enqueued(self, record: DeliveryRecord, event: dict[str, Any]) -> None:
+        """``event`` (the ``messaging[]`` object) was queued as the delivery ``record``."""
 
     def attempted(
         self, record: DeliveryRecord, attempt: AttemptRecord, body: bytes, headers: dict[str, str]
@@ -265,6 +265,8 @@ class DeliveryEngine:
             field=field,
             standby=standby,
         )
+        for observer in self.observers:
+            observer.enqueued(record, event)
         if not self._subscriptions.is_delivering(target.app_id, page_id, field):
             reason = f"app {target.app_id} is not subscribed to {field!r} on page {page_id}"
             self._journal.delivery_finished(record, "skipped", reason=reason)
@@ -272,8 +274,6 @@ class DeliveryEngine:
         item = _Delivery(
             delivery_id, target, page_id, event, field, psid, mid, standby, record, signature_mode
         )
-        for observer in self.observers:
-            observer.enqueued(delivery_id, mid, event)
         self._live.add(delivery_id)
         if self._loop is not None and threading.get_ident() != self._loop_thread:
             self._loop.call_soon_threadsafe(self._push, item, False)

@@ -5,9 +5,10 @@ their event and, per attempt, the exact body and headers (shared objects, never 
 engine reuses one body for a delivery's immediate retries).
 
 >>> capture = WireCapture(limit=2)
->>> capture.enqueued("dlv_1", "m_1", {"message": {"text": "hi"}})
->>> capture.event("dlv_1")
-{'message': {'text': 'hi'}}
+>>> record = DeliveryRecord(1, "dlv_1", "1", "7", "42", "m_1", "text", "messages", False, 0.0)
+>>> capture.enqueued(record, {"message": {"text": "hi"}})
+>>> capture.queued("dlv_1") == (record, {"message": {"text": "hi"}})
+True
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class WirePost:
 
 @dataclass(slots=True)
 class _Captured:
+    record: DeliveryRecord | None = None
     event: dict[str, Any] | None = None
     posts: list[WirePost] = field(default_factory=list)
 
@@ -47,9 +49,10 @@ class WireCapture:
         self._lock = threading.Lock()
         self._items: OrderedDict[str, _Captured] = OrderedDict()
 
-    def enqueued(self, delivery_id: str, mid: str | None, event: dict[str, Any]) -> None:
+    def enqueued(self, record: DeliveryRecord, event: dict[str, Any]) -> None:
         with self._lock:
-            self._slot(delivery_id).event = event
+            slot = self._slot(record.delivery_id)
+            slot.record, slot.event = record, event
 
     def attempted(
         self, record: DeliveryRecord, attempt: AttemptRecord, body: bytes, headers: dict[str, str]
@@ -57,10 +60,13 @@ class WireCapture:
         with self._lock:
             self._slot(record.delivery_id).posts.append(WirePost(attempt.attempt, body, headers))
 
-    def event(self, delivery_id: str) -> dict[str, Any] | None:
+    def queued(self, delivery_id: str) -> tuple[DeliveryRecord, dict[str, Any]] | None:
+        """The delivery and the event it carries, while still kept (for a redelivery)."""
         with self._lock:
             item = self._items.get(delivery_id)
-            return item.event if item is not None else None
+            if item is None or item.record is None or item.event is None:
+                return None
+            return item.record, item.event
 
     def posts(self, delivery_id: str) -> list[WirePost]:
         with self._lock:

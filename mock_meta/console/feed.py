@@ -9,7 +9,8 @@ size of what the page shows.
 
 >>> feed = ConsoleFeed(window=2)
 >>> feed.recorded(ActionRecord(1, 0.0, "42", "7", "m_1", "text"))
->>> feed.enqueued("dlv_1", "m_1", {"message": {"text": "hi"}})
+>>> delivery = DeliveryRecord(2, "dlv_1", "1", "7", "42", "m_1", "text", "messages", False, 0.0)
+>>> feed.enqueued(delivery, {"message": {"text": "hi"}})
 >>> [(entry.record.mid, entry.event) for entry in feed.conversation("42")]
 [('m_1', {'message': {'text': 'hi'}})]
 """
@@ -93,11 +94,11 @@ class ConsoleFeed:
                 self._subscriptions.append(record)
 
     # ---- DeliveryObserver ---------------------------------------------------------------
-    def enqueued(self, delivery_id: str, mid: str | None, event: dict[str, Any]) -> None:
-        if mid is None:
+    def enqueued(self, record: DeliveryRecord, event: dict[str, Any]) -> None:
+        if record.mid is None:
             return
         with self._lock:
-            entry = self._awaiting_event.pop(mid, None)
+            entry = self._awaiting_event.pop(record.mid, None)
             if entry is not None:
                 entry.event = event
 

@@ -108,10 +108,10 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
         tags=["console"],
     )
     async def redeliver(delivery_id: Annotated[str, PathParam(max_length=40)]) -> dict[str, Any]:
-        record = next((d for d in rt.journal.deliveries() if d.delivery_id == delivery_id), None)
-        event = capture.event(delivery_id)
-        if record is None or event is None:
+        queued = capture.queued(delivery_id)
+        if queued is None:
             raise HTTPException(404, f"delivery {delivery_id[:40]} is not kept any more")
+        record, event = queued
         app = rt.state.apps.get(record.app_id)
         if app is None:
             raise HTTPException(404, f"app {record.app_id} no longer exists")

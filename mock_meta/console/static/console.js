@@ -259,8 +259,15 @@ function renderDeliveries() {
             ` (in ${fmtIn(f.alert_at - now)}), unsubscribe at ${fmtTime(f.disable_at)} (in ${fmtIn(f.disable_at - now)})` : ""));
     }
   }
+  const p = snap.profile;
   $("subscription-state").replaceChildren(h("h3", {}, "Subscriptions"),
-    h("ul", { "aria-label": "Subscriptions" }, subs));
+    h("ul", { "aria-label": "Subscriptions" }, subs),
+    h("p", { class: "muted", id: "retry-schedule" },
+      `Retry schedule (${p.name}): ${p.immediate_retries} immediate retries, then after ` +
+      `${p.retry_delays.map(fmtIn).join(", ")}, then every ${fmtIn(p.repeat_delay)}; ` +
+      `alert after ${fmtIn(p.alert_after)} of failures, unsubscribe after ${fmtIn(p.disable_after)}; ` +
+      `an event is given up ${fmtIn(p.give_up_after)} after its first attempt. ` +
+      `Timeout ${p.timeout_seconds} s, success = ${p.success}.`));
   $("alerts").replaceChildren(h("h3", {}, "Developer alerts"),
     snap.alerts.length
       ? h("ul", { "aria-label": "Alerts" }, snap.alerts.map((a) =>

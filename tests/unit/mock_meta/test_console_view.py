@@ -73,7 +73,7 @@ def test_user_bubble_says_what_the_user_did(event: Any, bubble: dict[str, Any]) 
 def test_conversation_shows_actions_with_their_events_and_replies_in_order() -> None:
     feed = ConsoleFeed()
     feed.recorded(ActionRecord(1, 1.0, PSID, PAGE, "m_1", "text"))
-    feed.enqueued("dlv_1", "m_1", {"message": {"text": "hi"}})
+    feed.enqueued(_delivery("pending"), {"message": {"text": "hi"}})
     feed.recorded(_send(2, "You said: hi"))
     feed.recorded(ActionRecord(3, 3.0, PSID, "other page", "act_2", "read"))
 
@@ -132,16 +132,19 @@ def test_failure_timeline_gives_alert_and_unsubscribe_times() -> None:
 def test_capture_keeps_only_the_newest_deliveries() -> None:
     capture = WireCapture(limit=2)
     for n in (1, 2, 3):
-        capture.enqueued(f"dlv_{n}", f"m_{n}", {"n": n})
+        record = _delivery("pending")
+        record.delivery_id = f"dlv_{n}"
+        capture.enqueued(record, {"n": n})
     capture.attempted(
         _delivery("delivered", 1.0), AttemptRecord(1, 1.0, 200, 0.0, "success", None), b"{}", {}
     )
 
-    assert capture.event("dlv_1") is None
-    assert capture.event("dlv_3") == {"n": 3}
+    assert capture.queued("dlv_1") is None
+    assert capture.queued("dlv_3") is not None
+    assert capture.queued("dlv_3")[1] == {"n": 3}  # type: ignore[index]
     # dlv_1 came back as a new slot when its attempt arrived, evicting dlv_2.
     assert [p.body for p in capture.posts("dlv_1")] == [b"{}"]
-    assert capture.event("dlv_2") is None
+    assert capture.queued("dlv_2") is None
 
 
 def test_capture_refuses_a_limit_below_one() -> None:
