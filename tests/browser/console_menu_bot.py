@@ -34,6 +34,11 @@ def text(ctx: Context) -> Reply | list[Reply] | None:
     ]
 
 
+@router.on_attachments
+def attachment(ctx: Context) -> Reply:
+    return Reply.text("I received your attachment.")
+
+
 @router.on_quick_reply
 def picked(ctx: Context) -> Reply:
     return Reply.text(f"You picked {ctx.payload}")

@@ -62,6 +62,34 @@ async def test_a_user_says_hi_and_the_bots_reply_appears(
     await console_page.shoot("conversation")
 
 
+async def test_a_new_user_sends_emoji_an_attachment_a_reaction_and_a_read(
+    console_world: ConsoleWorld, console_page: ConsolePage
+) -> None:
+    page = console_page.page
+    await console_page.open(console_world.url)
+    users = page.get_by_label("User", exact=True)
+    await expect(users.locator("option")).to_have_count(1)
+    await page.get_by_role("button", name="New user").click()
+    await expect(users.locator("option")).to_have_count(2)
+    psid = await users.input_value()
+    assert psid != DEFAULT_PSID
+
+    await page.get_by_role("button", name="Insert thumbs up").click()
+    await page.get_by_role("button", name="Send", exact=True).click()
+    await expect(thread(console_page).get_by_text("You said: 👍")).to_be_visible()
+    await page.get_by_label("Attachment URL").fill("https://example.com/cat.jpg")
+    await page.get_by_role("button", name="Send attachment").click()
+    await expect(thread(console_page).get_by_text("I received your attachment.")).to_be_visible()
+    await thread(console_page).get_by_role("button", name="React with a heart").last.click()
+    await expect(thread(console_page)).to_contain_text("reacted love to a message")
+    await page.get_by_role("button", name="Mark as read").click()
+    await expect(thread(console_page)).to_contain_text("read the conversation")
+
+    actions = console_world.mock.runtime.journal.actions(psid=psid)
+    assert [a.event_type for a in actions] == ["text", "attachment", "reaction", "read"]
+    await console_page.shoot("user-actions")
+
+
 async def test_tapping_a_quick_reply_sends_a_quick_reply_the_bot_receives(
     console_world: ConsoleWorld, console_page: ConsolePage
 ) -> None:

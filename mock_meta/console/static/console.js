@@ -60,7 +60,7 @@ function report(promise, where = "control-result") {
 function act(body) {
   if (!state.psid) return Promise.resolve();
   return report(call("POST", `/users/${encodeURIComponent(state.psid)}/actions`,
-    { page_id: state.pageId, ...body }));
+    { page_id: state.pageId, ...body }), "conversation-result");
 }
 
 function connect() {
@@ -368,7 +368,8 @@ function wire() {
   });
   $("user-select").addEventListener("change", (e) => { state.psid = e.target.value; connect(); });
   $("new-user").addEventListener("click", async () => {
-    const user = await report(call("POST", "/users", { page_id: state.pageId, open_window: false }));
+    const user = await report(call("POST", "/users", { page_id: state.pageId, open_window: false }),
+      "conversation-result");
     if (user && user.psid) { state.psid = user.psid; state.pageId = user.page_id; connect(); }
   });
   $("composer").addEventListener("submit", (e) => {
