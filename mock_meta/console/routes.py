@@ -39,7 +39,6 @@ PREFIX = "/_mock/console"
 STATIC_DIR = Path(__file__).with_name("static")
 # How often the stream looks for changes; each look filters the journal once.
 STREAM_INTERVAL_SECONDS = 0.3
-HEARTBEAT_SECONDS = 15.0
 # uvicorn waits for open responses before it shuts down, so a stream ends by itself after
 # this long; the browser reconnects at once (``retry``) and gets a fresh snapshot.
 STREAM_MAX_SECONDS = 5.0
@@ -84,14 +83,13 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
     )
     async def stream(request: Request, psid: Id = None, page_id: Id = None) -> StreamingResponse:
         async def events() -> AsyncIterator[str]:
-            last, quiet_since = "", time.monotonic()
-            ends = quiet_since + STREAM_MAX_SECONDS
+            last, ends = "", time.monotonic() + STREAM_MAX_SECONDS
             yield f"retry: {RECONNECT_MS}\n\n"
             while time.monotonic() < ends and not await request.is_disconnected():
                 view = snapshot(rt, feed, capture, psid=psid, page_id=page_id)
                 key = json.dumps({**view, "clock": _clock_key(view["clock"])}, default=str)
-                if key != last or time.monotonic() - quiet_since > HEARTBEAT_SECONDS:
-                    last, quiet_since = key, time.monotonic()
+                if key != last:
+                    last = key
                     yield f"data: {json.dumps(view, default=str)}\n\n"
                 await asyncio.sleep(STREAM_INTERVAL_SECONDS)
 
