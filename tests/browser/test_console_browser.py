@@ -82,6 +82,7 @@ async def test_a_new_user_sends_emoji_an_attachment_a_reaction_and_a_read(
     await expect(thread(console_page).get_by_text("I received your attachment.")).to_be_visible()
     await thread(console_page).get_by_role("button", name="React with a heart").last.click()
     await expect(thread(console_page)).to_contain_text("reacted love to a message")
+    await expect(thread(console_page).get_by_label("You reacted love")).to_be_visible()
     await page.get_by_role("button", name="Mark as read").click()
     await expect(thread(console_page)).to_contain_text("read the conversation")
 

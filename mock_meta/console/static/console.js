@@ -144,10 +144,18 @@ function renderThread() {
   const seenSeq = items.reduce((seq, i) =>
     (i.side === "bot" && i.sender_action === "mark_seen" && i.ok ? i.seq : seq), 0);
   const lastUser = [...items].reverse().find((i) => i.side === "user" && i.seq < seenSeq);
+  const reactions = new Map();  // the user's latest reaction to each bot message
+  for (const item of items) {
+    if (item.side === "user" && item.type === "reaction" && item.target_mid) {
+      reactions.set(item.target_mid, item.action === "unreact" ? null : item.reaction);
+    }
+  }
   const rows = [];
   for (const item of items) {
     if (item.side === "user") rows.push(userRow(item, lastUser && item.seq === lastUser.seq));
-    else if (item.kind === "message" || !item.ok) rows.push(botRow(item, item === lastMessage));
+    else if (item.kind === "message" || !item.ok) {
+      rows.push(botRow(item, item === lastMessage, reactions.get(item.message_id)));
+    }
   }
   const typing = [...items].reverse().find((i) => i.side === "bot" && i.sender_action);
   if (typing && typing.sender_action === "typing_on" && typing.seq >= lastBotAt) {
@@ -174,7 +182,9 @@ function userRow(item, seen) {
     content, seen ? h("small", { class: "seen" }, "Seen") : null);
 }
 
-function botRow(item, isLast) {
+const REACTION_EMOJI = { love: "❤️", smile: "😆", wow: "😮", sad: "😢", angry: "😠", like: "👍", dislike: "👎" };
+
+function botRow(item, isLast, reaction) {
   if (!item.ok) {
     const err = (item.response && item.response.error) || {};
     return h("div", { class: "msg bot failed" },
@@ -188,7 +198,9 @@ function botRow(item, isLast) {
   const react = h("button", { type: "button", class: "react", "aria-label": "React with a heart",
     onclick: () => act({ type: "reaction", target_mid: item.message_id, reaction: "love" }) }, "♡");
   const row = h("div", { class: "msg bot", dataset: { mid: item.message_id || "" } },
-    h("div", { class: "line" }, parts, react));
+    h("div", { class: "line" }, parts, react),
+    reaction ? h("span", { class: "reaction", "aria-label": `You reacted ${reaction}` },
+      REACTION_EMOJI[reaction] || reaction) : null);
   if (isLast && Array.isArray(message.quick_replies)) {
     row.append(h("div", { class: "chips", role: "group", "aria-label": "Quick replies" },
       message.quick_replies.map((q) => h("button", {
