@@ -115,6 +115,35 @@ async def test_tapping_a_quick_reply_sends_a_quick_reply_the_bot_receives(
     await console_page.shoot("conversation")
 
 
+async def test_a_delivery_shows_its_signed_bytes_and_can_be_redelivered_or_sent_raw(
+    console_world: ConsoleWorld, console_page: ConsolePage
+) -> None:
+    page = console_page.page
+    await console_page.open(console_world.url)
+    await say(console_page, "show me the bytes")
+    await expect(thread(console_page).get_by_text("You said: show me the bytes")).to_be_visible()
+
+    await console_page.screen("Deliveries")
+    text_delivery = page.locator("details.delivery", has_text=" text → app")
+    await text_delivery.locator("summary").click()
+    headers = text_delivery.get_by_label("Headers")
+    await expect(headers).to_contain_text("X-Hub-Signature-256: sha256=")
+    await expect(text_delivery.get_by_label("Body bytes")).to_contain_text(
+        '"text":"show me the bytes"'
+    )
+    await console_page.shoot("deliveries")
+    await text_delivery.get_by_role("button", name="Redeliver").click()
+    await expect(page.locator("details.delivery", has_text=" text → app")).to_have_count(2)
+
+    await page.get_by_text("Send a raw signed event").click()
+    raw = page.get_by_role("form", name="Raw signed event")
+    await raw.get_by_role("button", name="POST to the callback").click()
+    await expect(raw.locator("#raw-result")).to_contain_text('"status": 200')
+    await raw.get_by_label("Signature").select_option("wrong")
+    await raw.get_by_role("button", name="POST to the callback").click()
+    await expect(raw.locator("#raw-result")).to_contain_text('"ok": false')
+
+
 async def test_a_send_api_fault_armed_in_the_console_shows_a_failed_call_then_its_retry(
     console_world: ConsoleWorld, console_page: ConsolePage
 ) -> None:
@@ -213,6 +242,13 @@ async def test_every_control_is_labelled_and_screens_switch_from_the_keyboard(
             .map((el) => el.outerHTML)"""
     )
     assert unlabelled == []
+    await page.set_viewport_size({"width": 1024, "height": 700})  # a small laptop
+    for screen in ("Deliveries", "Send API", "Control", "Conversation"):
+        await console_page.screen(screen)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{screen} scrolls sideways at 1024 px"
 
     await page.get_by_role("link", name="Conversation").focus()
     await page.keyboard.press("Tab")  # to "Deliveries"
