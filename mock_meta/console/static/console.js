@@ -203,18 +203,27 @@ function botRow(item, isLast, reaction) {
       REACTION_EMOJI[reaction] || reaction) : null);
   if (isLast && Array.isArray(message.quick_replies)) {
     row.append(h("div", { class: "chips", role: "group", "aria-label": "Quick replies" },
-      message.quick_replies.map((q) => h("button", {
-        type: "button", class: "chip",
-        onclick: () => act(q.content_type === "text"
-          ? { type: "quick_reply", text: q.title, payload: q.payload }
-          : { type: "text", text: q.title || q.content_type }),
-      }, q.title || q.content_type))));
+      message.quick_replies.map((q) => {
+        const tap = quickReplyTap(q);
+        return h("button", { type: "button", class: "chip", onclick: () => act(tap) }, tap.text);
+      })));
   }
   return row;
 }
 
 // Links and media come from the bot: only http(s) URLs become links (no javascript: here).
 const safeUrl = (url) => (typeof url === "string" && /^https?:\/\//i.test(url) ? url : null);
+
+// What tapping a chip sends: a text chip its payload; Messenger fills the phone and email
+// chips from the user's profile and sends that value as the payload.
+const PROFILE_CHIPS = { user_phone_number: "+15550100", user_email: "test.user@example.com" };
+function quickReplyTap(q) {
+  if (q.content_type in PROFILE_CHIPS) {
+    const value = PROFILE_CHIPS[q.content_type];
+    return { type: "quick_reply", text: value, payload: value };
+  }
+  return { type: "quick_reply", text: q.title, payload: q.payload };
+}
 
 function mediaOf(att) {
   const url = safeUrl(att && att.payload && att.payload.url);
