@@ -102,7 +102,8 @@ async def test_tapping_a_quick_reply_sends_a_quick_reply_the_bot_receives(
     )
     await console_page.shoot("templates")
 
-    await chips.get_by_role("button", name="Green").click()
+    await chips.get_by_role("button", name="Green").focus()  # from the keyboard
+    await console_page.page.keyboard.press("Enter")
 
     # The bot answers "You picked GREEN" only to a quick_reply event carrying that payload.
     await expect(thread(console_page).get_by_text("You picked GREEN")).to_be_visible()

@@ -110,6 +110,16 @@ function renderClock() {
 }
 
 // ---- rendering -------------------------------------------------------------------------------
+// A panel is rebuilt only when its data changed: a rebuild would drop the keyboard focus
+// (a chip, a Redeliver button) and make screen readers announce the whole log again.
+const renderedKeys = {};
+function changed(panel, data) {
+  const key = JSON.stringify(data);
+  if (renderedKeys[panel] === key) return false;
+  renderedKeys[panel] = key;
+  return true;
+}
+
 function render() {
   renderClock();
   renderWho();
@@ -121,6 +131,7 @@ function render() {
 
 function renderWho() {
   const { config } = state.snap;
+  if (!changed("who", [config.pages, config.users, state.psid, state.pageId])) return;
   const pages = $("page-select");
   const users = $("user-select");
   if (document.activeElement !== pages) {
@@ -137,6 +148,7 @@ function renderWho() {
 
 function renderThread() {
   const items = state.snap.conversation;
+  if (!changed("thread", [state.psid, items])) return;
   const thread = $("thread");
   const atBottom = thread.scrollHeight - thread.scrollTop - thread.clientHeight < 40;
   const lastMessage = [...items].reverse().find((i) => i.side === "bot" && i.kind === "message" && i.ok);
@@ -268,6 +280,8 @@ function toggle(id) {
 
 function renderDeliveries() {
   const snap = state.snap;
+  const data = [snap.deliveries, snap.config.pages, snap.alerts, snap.profile, snap.clock.frozen];
+  if (!changed("deliveries", data)) return;
   const now = platformNow();
   const subs = [];
   for (const page of snap.config.pages) {
@@ -327,6 +341,7 @@ function renderDeliveries() {
 }
 
 function renderSends() {
+  if (!changed("sends", state.snap.sends)) return;
   const rows = state.snap.sends.map((s) => {
     const err = s.response && s.response.error;
     const id = `s:${s.seq}`;
@@ -348,6 +363,7 @@ function renderSends() {
 
 function renderControl() {
   const snap = state.snap;
+  if (!changed("control", [snap.faults, snap.chaos, snap.config.pages])) return;
   $("fault-list").replaceChildren(...(snap.faults.length ? snap.faults.map((f) => h("li", {},
     `#${f.id}: code ${f.code ?? "–"}${f.subcode ? `/${f.subcode}` : ""} http ${f.http_status ?? "default"}` +
     ` ×${f.remaining ?? f.count ?? "∞"} p=${f.probability}${f.psid ? ` for ${f.psid}` : ""} `,
