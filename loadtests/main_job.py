@@ -183,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"starting mock_meta and the bot (work dir {workdir}) ...", flush=True)
         stack = LoopbackStack.start(workdir, bot_env=DEMO_BOT_ENV)
         print(f"mock_meta {stack.mock_url}   bot {stack.bot_url}", flush=True)
+        print(f"console   {stack.mock_url}/  (watch the run live in a browser)", flush=True)
         handshake_result = handshake(stack)
         print(f"handshake {handshake_result}", flush=True)
         print(f"running scenario {scenario.name!r}: {scenario.description}", flush=True)

@@ -93,6 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
     }
     settings = MockSettings(**overrides)
     app = create_app(settings)
+    if settings.console and args.fd is None:  # with --fd the caller knows the address
+        print(f"mock_meta console: http://{settings.host}:{settings.port}/", flush=True)
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     uvicorn.run(

@@ -64,6 +64,21 @@ class Subscriptions(Protocol):
         """Unsubscribe the app from the page after an hour of failures ("Webhooks Disabled")."""
 
 
+class DeliveryObserver(Protocol):
+    """Sees what the journal does not keep: each event as queued, each attempt's exact bytes.
+
+    The web console implements it; observers must be quick (they run on the delivery path).
+    """
+
+    def enqueued(self, record: DeliveryRecord, event: dict[str, Any]) -> None:
+        """``event`` (the ``messaging[]`` object) was queued as the delivery ``record``."""
+
+    def attempted(
+        self, record: DeliveryRecord, attempt: AttemptRecord, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """One POST of ``record`` was made with exactly ``body`` and ``headers``."""
+
+
 @dataclass(frozen=True, slots=True)
 class AppTarget:
     """Where and how an app receives webhooks."""
@@ -153,6 +168,7 @@ class DeliveryEngine:
         self._dispatcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self.observers: list[DeliveryObserver] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -258,6 +274,8 @@ class DeliveryEngine:
             field=field,
             standby=standby,
         )
+        for observer in self.observers:
+            observer.enqueued(record, event)
         if not self._subscriptions.is_delivering(target.app_id, page_id, field):
             reason = f"app {target.app_id} is not subscribed to {field!r} on page {page_id}"
             self._journal.delivery_finished(record, "skipped", reason=reason)
@@ -432,20 +450,20 @@ class DeliveryEngine:
                     outcome=labels[0], attempt=labels[1]
                 )
             counter.inc()
-            self._journal.delivery_attempted(
-                item.record,
-                AttemptRecord(
-                    attempt=item.attempts,
-                    at=at,
-                    status=status,
-                    latency_seconds=latency,
-                    outcome=outcome,
-                    signature=headers.get(SIGNATURE_256_HEADER),
-                    error=error,
-                    duplicate=duplicate,
-                    batch_size=len(batch),
-                ),
+            attempt = AttemptRecord(
+                attempt=item.attempts,
+                at=at,
+                status=status,
+                latency_seconds=latency,
+                outcome=outcome,
+                signature=headers.get(SIGNATURE_256_HEADER),
+                error=error,
+                duplicate=duplicate,
+                batch_size=len(batch),
             )
+            self._journal.delivery_attempted(item.record, attempt)
+            for observer in self.observers:
+                observer.attempted(item.record, attempt, body, headers)
         return outcome
 
     async def _post(

@@ -24,7 +24,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from mock_meta.clock import Clock
 from mock_meta.journal_records import (
@@ -51,6 +51,7 @@ __all__ = [
     "AttemptRecord",
     "DeliveryRecord",
     "Journal",
+    "JournalListener",
     "ReplyResult",
     "SendRecord",
     "SubscriptionRecord",
@@ -81,6 +82,14 @@ class _Ring(Generic[R]):
         return evicted
 
 
+class JournalListener(Protocol):
+    """Sees each record as it is made (any kind) and each ``clear()``."""
+
+    def recorded(self, record: Any) -> None: ...
+
+    def cleared(self) -> None: ...
+
+
 class Journal:
     """Thread-safe recorder with async waiters (waiters must be awaited on one event loop)."""
 
@@ -93,6 +102,7 @@ class Journal:
         self._metrics = metrics
         self._retention = retention
         self._lock = threading.Lock()
+        self._listeners: list[JournalListener] = []
         self._init_state()
 
     def _init_state(self) -> None:
@@ -119,6 +129,17 @@ class Journal:
         """Forget everything (``POST /_mock/reset``); pending waiters simply time out."""
         with self._lock:
             self._init_state()
+        for listener in self._listeners:
+            listener.cleared()
+
+    def subscribe(self, listener: JournalListener) -> None:
+        """Tell ``listener`` about every new record and every ``clear()`` (the web console's
+        live feed); it is called outside the lock, on the recording thread, and must be quick."""
+        self._listeners.append(listener)
+
+    def _notify(self, record: Any) -> None:
+        for listener in self._listeners:
+            listener.recorded(record)
 
     # ---- recording ---------------------------------------------------------------------------
     def record_action(
@@ -142,6 +163,7 @@ class Journal:
             if expects_reply:
                 self._unanswered.setdefault(psid, deque()).append(record)
         self._metrics.user_actions.labels(event_type=event_type).inc()
+        self._notify(record)
         return record
 
     def record_delivery(
@@ -172,6 +194,7 @@ class Journal:
             self._keep(self._deliveries, record, self._forget_delivery)
             if mid is not None:
                 self._deliveries_by_mid.setdefault(mid, []).append(record)
+        self._notify(record)
         return record
 
     def delivery_attempted(self, record: DeliveryRecord, attempt: AttemptRecord) -> None:
@@ -255,6 +278,7 @@ class Journal:
                 self._wake_send_waiters(psid)
         if ttr is not None:
             self._metrics.time_to_first_reply.observe(ttr)
+        self._notify(record)
         return record
 
     def record_alert(self, app_id: str, page_id: str, kind: str, message: str) -> AlertRecord:
@@ -263,6 +287,7 @@ class Journal:
                 self._next_seq(), self._clock.now(), app_id, page_id, kind, message
             )
             self._keep(self._alerts, record, None)
+        self._notify(record)
         return record
 
     def record_subscription(
@@ -285,6 +310,7 @@ class Journal:
                 reason,
             )
             self._keep(self._subscriptions, record, None)
+        self._notify(record)
         return record
 
     # ---- queries -------------------------------------------------------------------------

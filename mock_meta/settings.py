@@ -73,6 +73,8 @@ class MockSettings(BaseSettings):
     expired_graph_versions: Literal["upgrade", "reject"] = "upgrade"
 
     journal_max_entries: int = Field(default=100_000, ge=100)
+    # The web console at / (mock_meta.console); off also skips its capture of webhook bytes.
+    console: bool = True
     graph_version: str = "v25.0"
 
     @field_validator("graph_version")
