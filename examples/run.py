@@ -50,6 +50,7 @@ class Chat:
     mock: MockMetaClient
     mock_url: str
     registry: CollectorRegistry
+    settled: Callable[[], Awaitable[None]]  # the bot's engine: every reply sent or settled
     psid: str = PSID
 
     async def tap(self, payload: str, title: str = "") -> list[dict[str, Any]]:
@@ -86,6 +87,8 @@ class Chat:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bot did not finish the {kind} event in time")
             await asyncio.sleep(0.01)
+        # Handled means the replies are committed; the outbox sends them just after.
+        await asyncio.wait_for(self.settled(), max(0.0, deadline - time.monotonic()))
         sends = await self.mock.journal("sends", psid=self.psid)
         return [send["request"] for send in sends[before:] if send["error_code"] is None]
 
@@ -118,7 +121,7 @@ async def running(
             async with PageApi(settings) as page_api:
                 await apply_profile(page_api, load_profile(PROFILE))
             async with MockMetaClient(mock_server.base_url) as mock:
-                yield Chat(mock, mock_server.base_url, registry)
+                yield Chat(mock, mock_server.base_url, registry, bot_app.state.pool.join)
 
 
 async def _subscribe(graph: str, callback_url: str) -> None:
