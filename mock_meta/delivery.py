@@ -396,6 +396,8 @@ class DeliveryEngine:
         duplicate: bool = False,
     ) -> str:
         at = self._clock.now()
+        # From here on the bot may answer these events (the journal's reply accounting).
+        mark = self._journal.posting([item.record for item in batch])
         status, outcome, error, latency = await self._post(
             batch[0].target.callback_url, body, headers
         )
@@ -431,6 +433,7 @@ class DeliveryEngine:
                     error=error,
                     duplicate=duplicate,
                     batch_size=len(batch),
+                    sent_mark=mark,
                 ),
             )
         return outcome

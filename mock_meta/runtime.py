@@ -127,6 +127,8 @@ class MockRuntime:
         page = self.state.pages.get(built.page_id)
         app_ids = list(page.subscriptions) if page is not None else []
         apps = [self.state.apps[a] for a in app_ids if a in self.state.apps]
+        if not apps:
+            self.journal.action_not_delivered(mid, f"no app is subscribed to page {built.page_id}")
         return [self._enqueue(app, built, mid) for app in apps]
 
     def _enqueue(self, app: App, built: BuiltEvent, mid: str | None) -> str:

@@ -11,8 +11,7 @@ from prometheus_client import CollectorRegistry
 from mock_meta.clock import ControllableClock
 from mock_meta.journal import REDACTED, AttemptRecord, Journal, redact, redact_top_level
 from mock_meta.metrics import MockMetrics
-
-PAGE, PSID, OTHER = "104501234567890", "6543210987654321", "7000000000000001"
+from tests.unit.mock_meta.journal_steps import OTHER, PAGE, PSID, act, send
 
 
 @pytest.fixture
@@ -30,19 +29,6 @@ def journal(clock: ControllableClock, registry: CollectorRegistry) -> Journal:
     return Journal(clock, MockMetrics(registry))
 
 
-def send(journal: Journal, psid: str = PSID, **kw: object) -> object:
-    args: dict[str, object] = {
-        "page_id": PAGE,
-        "psid": psid,
-        "request": {"recipient": {"id": psid}, "message": {"text": "hi"}},
-        "response": {"recipient_id": psid, "message_id": "m_reply"},
-        "status": 200,
-        "message_id": "m_reply",
-    }
-    args.update(kw)
-    return journal.record_send(**args)  # type: ignore[arg-type]
-
-
 async def ticks(n: int = 3) -> None:
     """Let callbacks already scheduled run (a loop turn, not a wait for time)."""
     for _ in range(n):
@@ -52,9 +38,9 @@ async def ticks(n: int = 3) -> None:
 def test_a_reply_answers_the_oldest_unanswered_action_and_records_time_to_reply(
     journal: Journal, clock: ControllableClock, registry: CollectorRegistry
 ) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     clock.advance(0.5)
-    journal.record_action(PSID, PAGE, "m_2", "text")
+    act(journal, "m_2")
     clock.advance(1.0)
     first = send(journal, message_id="m_r1")
     assert first.answers_mid == "m_1"  # type: ignore[attr-defined]
@@ -71,7 +57,7 @@ def test_a_reply_answers_the_oldest_unanswered_action_and_records_time_to_reply(
 
 
 def test_a_message_with_nothing_unanswered_counts_as_an_extra_reply(journal: Journal) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     send(journal)
     duplicate = send(journal)
     assert duplicate.extra  # type: ignore[attr-defined]
@@ -81,7 +67,7 @@ def test_a_message_with_nothing_unanswered_counts_as_an_extra_reply(journal: Jou
 
 def test_sender_actions_errors_and_no_reply_actions_are_not_attributed(journal: Journal) -> None:
     journal.record_action(PSID, PAGE, None, "read", expects_reply=False)
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     send(journal, kind="sender_action", message_id=None, request={"sender_action": "typing_on"})
     send(journal, status=400, error_code=10, error_subcode=2018278, message_id=None)
     summary = journal.summary()
@@ -94,17 +80,16 @@ def test_retention_drops_the_oldest_and_counts_them(clock: ControllableClock) ->
     registry = CollectorRegistry()
     journal = Journal(clock, MockMetrics(registry), retention=3)
     for n in range(5):
-        journal.record_action(PSID, PAGE, f"m_{n}", "text")
+        act(journal, f"m_{n}")
     assert [a.mid for a in journal.actions()] == ["m_2", "m_3", "m_4"]
     assert journal.action("m_0") is None
-    assert journal.summary()["journal_dropped"] == 2
-    assert journal.summary()["unanswered"] == 3  # dropped actions leave the reply queue too
-    assert registry.get_sample_value("mock_meta_journal_dropped_total") == 2
+    assert journal.summary()["journal_dropped"] == 2 + 2  # actions and their deliveries
+    assert registry.get_sample_value("mock_meta_journal_dropped_total") == 4
     assert send(journal).answers_mid == "m_2"  # type: ignore[attr-defined]
 
 
 def test_filters_by_page_psid_and_mid(journal: Journal) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     journal.record_action(OTHER, "999", "m_2", "text")
     assert [a.mid for a in journal.actions(psid=OTHER)] == ["m_2"]
     assert [a.mid for a in journal.actions(page_id=PAGE)] == ["m_1"]
@@ -195,7 +180,7 @@ async def test_wait_reply_waits_for_the_ack_when_the_reply_overtakes_it(
 
 
 async def test_a_reply_recorded_on_another_thread_wakes_the_waiter(journal: Journal) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     waiter = asyncio.create_task(journal.wait_reply(PSID, "m_1", timeout=30))
     await ticks()
     thread = threading.Thread(target=send, args=(journal,))
