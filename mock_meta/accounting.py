@@ -30,8 +30,9 @@ from collections import Counter, deque
 
 from mock_meta.journal_records import ActionRecord, ActionState, Attribution, SendRecord
 
-# Kinds a conversational bot answers by default (control-API action types). Reactions, reads,
-# referrals, opt-ins, edits and platform notices are not owed a reply unless configured.
+# Kinds a conversational bot answers by default (control-API action types; the mock's setting
+# ``reply_expected_kinds``). Reactions, reads, referrals, opt-ins, edits and platform notices
+# are not owed a reply unless configured.
 REPLY_EXPECTED_KINDS = frozenset({"text", "quick_reply", "attachment", "postback"})
 
 Answered = list[tuple[ActionRecord, SendRecord]]

@@ -96,7 +96,12 @@ class MockRuntime:
         self.metrics = metrics
         self.http_client = http_client
         self.state = PlatformState.from_settings(settings, metrics=metrics)
-        self.journal = Journal(clock, metrics, retention=settings.journal_max_entries)
+        self.journal = Journal(
+            clock,
+            metrics,
+            retention=settings.journal_max_entries,
+            reply_expected=settings.reply_expected_kinds,
+        )
         self.faults = FaultBook()
         self.limiter = PageRateLimiter(settings.rate_limit_per_page_per_second)
         self.policy = Policy.from_settings(settings)

@@ -8,10 +8,13 @@ keyword arguments: ``MockSettings(port=0, emit_reads=True)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mock_meta.accounting import REPLY_EXPECTED_KINDS
+from mock_meta.control_models import ActionType
 
 DEFAULT_APP_ID = "1234567890123456"
 DEFAULT_APP_SECRET = "test_app_secret"
@@ -66,7 +69,18 @@ class MockSettings(BaseSettings):
     human_agent_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
 
     journal_max_entries: int = Field(default=100_000, ge=100)
+    # Action kinds a bot owes a reply once it acknowledged them (the journal's accounting);
+    # JSON in the environment: MOCK_META_REPLY_EXPECTED_KINDS='["text","postback"]'.
+    reply_expected_kinds: frozenset[str] = REPLY_EXPECTED_KINDS
     graph_version: str = "v25.0"
+
+    @field_validator("reply_expected_kinds")
+    @classmethod
+    def _known_kinds(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(value - set(get_args(ActionType)))
+        if unknown:
+            raise ValueError(f"unknown action kinds {unknown}; known: {list(get_args(ActionType))}")
+        return value
 
     @field_validator("graph_version")
     @classmethod
