@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import time
+from collections.abc import Awaitable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -287,3 +290,91 @@ def test_send_requests_are_stored_without_a_copy_unless_a_secret_is_replaced() -
         "q": f"x&access_token={REDACTED}",
     }
     assert with_token["access_token"] == "EAAB-secret"  # the caller's dict is left alone
+
+
+# ---- memory and concurrency bounds (issue 9) --------------------------------------------------
+
+
+def _traffic(journal: Journal, users: range) -> None:
+    """One acknowledged, answered text per user, each user new."""
+    for n in users:
+        psid = f"9{n:015d}"
+        act(journal, f"m_{n}", psid=psid)
+        send(journal, psid=psid, message_id=f"m_r{n}")
+
+
+def test_memory_stays_bounded_by_retention_whatever_the_number_of_users(
+    clock: ControllableClock,
+) -> None:
+    journal = Journal(clock, MockMetrics(CollectorRegistry()), retention=100)
+    _traffic(journal, range(2_000))
+    gc.collect()
+    baseline = len(gc.get_objects())
+    _traffic(journal, range(2_000, 22_000))  # 20,000 more distinct users
+    gc.collect()
+    grown = len(gc.get_objects()) - baseline
+    assert journal.tracked_psids <= 100  # each index left with its user's last record
+    assert len(journal.actions()) == len(journal.sends()) == 100
+    assert grown < 1_000, f"{grown} more live objects after 20,000 new users"
+    assert journal.summary()["answered"] == 22_000  # totals since the reset are kept
+
+
+async def test_a_waiter_for_an_unknown_user_leaves_no_index_behind(journal: Journal) -> None:
+    assert await journal.wait_no_reply("1" * 16, within=0.01) is None
+    assert await journal.wait_sends("2" * 16, 1, timeout=0.01) == []
+    assert await journal.wait_reply("3" * 16, "m_x", timeout=0.01) is None
+    assert journal.tracked_psids == 0
+
+
+async def test_ten_thousand_concurrent_waiters_return_within_their_timeout_plus_a_margin(
+    journal: Journal,
+) -> None:
+    timeout, margin = 1.0, 1.0  # the margin absorbs a loaded CI machine; the old journal took 5 s
+
+    async def overshoot(wait: Awaitable[object]) -> float:
+        started = time.perf_counter()
+        await wait
+        return time.perf_counter() - started - timeout
+
+    silent = [overshoot(journal.wait_no_reply(PSID, within=timeout)) for _ in range(5_000)]
+    answered = [overshoot(journal.wait_reply(OTHER, "m_1", timeout=timeout)) for _ in range(5_000)]
+    act(journal, "m_1", psid=OTHER)
+    waiting = asyncio.gather(*silent, *answered)
+    await ticks()
+    send(journal, psid=OTHER)  # wakes the 5,000 reply waiters at once
+    overshoots = await waiting
+    assert max(overshoots) < margin
+    assert journal.tracked_psids == 1  # OTHER keeps its records; PSID's waiters are gone
+
+
+def test_concurrent_writers_and_readers_see_consistent_counts(journal: Journal) -> None:
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def write(offset: int) -> None:
+        try:
+            _traffic(journal, range(offset, offset + 2_000))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                summary = journal.summary()
+                assert summary["owed"] == summary["answered"] + summary["unanswered"]
+                journal.actions(psid=PSID)
+                journal.sends(mid="m_1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(n * 10_000,)) for n in range(3)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert journal.summary()["answered"] == 6_000
