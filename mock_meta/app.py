@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_meta import control_api
+from mock_meta import control_api, control_waits
 from mock_meta.clock import ControllableClock
 from mock_meta.graph_api import GraphSurface
 from mock_meta.metrics import MockMetrics
@@ -77,6 +77,7 @@ def create_app(
         return Response(encoder(registry), media_type=content_type)
 
     app.include_router(control_api.build_router(rt))
+    app.include_router(control_waits.build_router(rt))
     app.graph = GraphSurface(app.framework, runtime=rt)  # every non-/_mock/ path is Graph
     return app
 

@@ -1,7 +1,7 @@
-"""The ``/_mock/`` control API: world setup, simulated users, faults, chaos, clock, journal, waits.
+"""The ``/_mock/`` control API: world setup, simulated users, faults, chaos, clock, journal.
 
-Documented at ``/docs``. Errors are short JSON reasons (``{"detail": ...}``) with 400/404/422;
-long-polls are capped at ``MAX_WAIT_SECONDS``.
+Documented at ``/docs``. Errors are short JSON reasons (``{"detail": ...}``) with 400/404/422.
+The long-polls are ``mock_meta.control_waits``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
-from fastapi.responses import JSONResponse
 
 from mock_meta.actions import WINDOW_OPENING, build_action
 from mock_meta.builders import EventType
@@ -34,11 +33,9 @@ from mock_meta.retry_profile import PROFILES, ProfileError, RetryProfile
 from mock_meta.runtime import MockRuntime
 from mock_meta.state import MESSAGING_FIELDS, StateError
 
-MAX_WAIT_SECONDS = 60.0
 MAX_JOURNAL_ITEMS = 10_000
 JOURNAL_KINDS = ("deliveries", "sends", "alerts", "subscriptions", "actions")
 
-WaitSeconds = Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)]
 Id = Annotated[str | None, Query(max_length=200)]
 
 
@@ -262,7 +259,7 @@ def build_router(rt: MockRuntime) -> APIRouter:
         rt.clock.advance(body.seconds)
         return rt.clock.snapshot()
 
-    # --- journal and waits --------------------------------------------------------------------
+    # --- journal (the waits are mock_meta.control_waits) -------------------------------------
 
     @router.get("/journal/summary", summary="Counts since the last reset", tags=["journal"])
     async def journal_summary() -> dict[str, Any]:
@@ -289,54 +286,6 @@ def build_router(rt: MockRuntime) -> APIRouter:
         records = getattr(rt.journal, kind)(**filters)
         items = [r.to_dict() for r in records[-limit:]]
         return {"items": items, "count": len(items), "total": len(records)}
-
-    @router.get(
-        "/wait/reply",
-        summary="Long-poll for the bot's first message to psid after action mid (408 on timeout)",
-        tags=["journal"],
-        responses={408: {"description": "no reply in time"}},
-    )
-    async def wait_reply(
-        psid: Annotated[str, Query(min_length=1, max_length=64)],
-        mid: Annotated[str, Query(min_length=1, max_length=200)],
-        timeout: WaitSeconds = 10.0,  # noqa: ASYNC109 - the long-poll deadline, a query param
-    ) -> Any:
-        result = await rt.journal.wait_reply(psid, mid, timeout)
-        if result is None:
-            return JSONResponse({"detail": f"no reply to {psid} within {timeout:g} s"}, 408)
-        return result.to_dict()
-
-    @router.get(
-        "/wait/no-reply",
-        summary="200 when nothing reaches psid within the window, else 409 with the reply",
-        tags=["journal"],
-        responses={409: {"description": "a reply arrived"}},
-    )
-    async def wait_no_reply(
-        psid: Annotated[str, Query(min_length=1, max_length=64)],
-        within: WaitSeconds = 1.0,
-    ) -> Any:
-        reply = await rt.journal.wait_no_reply(psid, within)
-        if reply is not None:
-            return JSONResponse({"detail": "a reply arrived", "reply": reply.to_dict()}, 409)
-        return {"ok": True, "within": within}
-
-    @router.get(
-        "/wait/delivery",
-        summary="Long-poll until the webhook carrying mid got a 200 or was given up (408: timeout)",
-        tags=["journal"],
-        responses={408: {"description": "not settled in time"}},
-    )
-    async def wait_delivery(
-        mid: Annotated[str, Query(min_length=1, max_length=200)],
-        timeout: WaitSeconds = 10.0,  # noqa: ASYNC109 - the long-poll deadline, a query param
-    ) -> Any:
-        record = await rt.journal.wait_delivery(mid, timeout)
-        if record is None:
-            return JSONResponse(
-                {"detail": f"delivery of {mid} not settled within {timeout:g} s"}, 408
-            )
-        return record.to_dict()
 
     return router
 
