@@ -37,6 +37,7 @@ from mock_meta.clock import Clock
 from mock_meta.journal import AttemptRecord, DeliveryRecord, Journal
 from mock_meta.metrics import MockMetrics, attempt_label
 from mock_meta.retry_profile import RetryProfile
+from mock_meta.settings import TimestampUnit
 from mock_meta.webhook_http import WebhookConnectionError, WebhookHttpClient
 from mock_meta.wire import SIGNATURE_256_HEADER, SignatureMode, serialize, webhook_headers
 
@@ -108,6 +109,7 @@ class DeliveryEngine:
         client: httpx.AsyncClient | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         include_sha1: bool = True,
+        timestamp_unit: TimestampUnit = "milliseconds",
     ) -> None:
         """``client``: POST through this httpx client (tests pass a ``MockTransport`` one)
         instead of the engine's own :class:`WebhookHttpClient`; the caller closes it."""
@@ -115,6 +117,8 @@ class DeliveryEngine:
             raise ValueError("max_in_flight must be >= 1")
         self.profile = profile
         self.include_sha1 = include_sha1
+        # "seconds": entry and event timestamps in seconds, as Meta sometimes sends them.
+        self.timestamp_unit: TimestampUnit = timestamp_unit
         self._clock = clock
         self._journal = journal
         self._metrics = metrics
@@ -356,9 +360,16 @@ class DeliveryEngine:
         if not batch:
             return
         now = self._clock.now()
-        entries = [
-            entry(i.page_id, [i.event], time_ms=int(now * 1000), standby=i.standby) for i in batch
-        ]
+        if self.timestamp_unit == "seconds":
+            entries = [
+                entry(i.page_id, [_in_seconds(i.event)], time_ms=int(now), standby=i.standby)
+                for i in batch
+            ]
+        else:
+            entries = [
+                entry(i.page_id, [i.event], time_ms=int(now * 1000), standby=i.standby)
+                for i in batch
+            ]
         body = serialize(envelope(entries))
         target = batch[0].target
         mode = batch[0].signature_mode or self._chaos.signature_mode
@@ -574,3 +585,11 @@ class DeliveryEngine:
                 dropped += 1
         self._metrics.retry_backlog.set(len(self._scheduled))
         return dropped
+
+
+def _in_seconds(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``event`` with its epoch-millisecond ``timestamp`` cut to whole seconds."""
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, int):
+        return event
+    return {**event, "timestamp": stamp // 1000}

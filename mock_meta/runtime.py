@@ -117,6 +117,7 @@ class MockRuntime:
             subscriptions=self.state,
             client=webhook_client,
             max_in_flight=settings.delivery_concurrency,
+            timestamp_unit=settings.timestamp_unit,
         )
 
     # --- delivery ----------------------------------------------------------------------
@@ -203,6 +204,7 @@ class MockRuntime:
         self.limiter.configure(self.settings.rate_limit_per_page_per_second)
         self.policy = Policy.from_settings(self.settings)
         self.set_profile(profile_from_settings(self.settings))
+        self.engine.timestamp_unit = self.settings.timestamp_unit
 
     def set_profile(self, profile: RetryProfile) -> None:
         self.profile = profile

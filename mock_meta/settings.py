@@ -24,6 +24,8 @@ DEFAULT_PAGE_TOKEN = "test_page_token"
 DEFAULT_PSID = "6543210987654321"
 DEFAULT_CALLBACK_URL = "http://127.0.0.1:8000/webhook"
 
+TimestampUnit = Literal["milliseconds", "seconds"]
+
 
 class MockSettings(BaseSettings):
     """Environment variables are ``MOCK_META_`` + the field name in upper case."""
@@ -60,6 +62,9 @@ class MockSettings(BaseSettings):
     emit_echoes: bool = True
     emit_deliveries: bool = True
     emit_reads: bool = False
+    # Webhook timestamps (entry.time, event.timestamp) in epoch "milliseconds" (documented) or
+    # "seconds", which Meta sometimes sends (issue 8, seen by SDK users); bots must cope.
+    timestamp_unit: TimestampUnit = "milliseconds"
     # ACCOUNT_UPDATE, CONFIRMED_EVENT_UPDATE, POST_PURCHASE_UPDATE → error 100 (Meta, 2026-04-27+).
     enforce_retired_tags: bool = True
     require_appsecret_proof: bool = False

@@ -45,12 +45,13 @@ class LoopbackServer:
     Handy for a bot-like receiver in tests: ``async with LoopbackServer(app) as srv: srv.url``.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, port: int = 0) -> None:
+        """``port=0`` lets the OS choose; a fixed port is for tools others must find."""
         self.app = app
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def base_url(self) -> str:
@@ -61,7 +62,7 @@ class LoopbackServer:
         # TCP, and without it Nagle + delayed ACK add ~40 ms to every small response.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self.port))
         self._socket = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False)
@@ -106,10 +107,12 @@ class MockMetaServer(LoopbackServer):
         *,
         clock: ControllableClock | None = None,
         registry: CollectorRegistry | None = None,
+        port: int = 0,
     ) -> None:
         self.settings = settings or MockSettings()
         self.registry = registry if registry is not None else CollectorRegistry()
-        super().__init__(create_app(self.settings, clock=clock, registry=self.registry))
+        app = create_app(self.settings, clock=clock, registry=self.registry)
+        super().__init__(app, port=port)
 
     @property
     def runtime(self) -> MockRuntime:
