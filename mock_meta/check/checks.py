@@ -168,8 +168,13 @@ async def order(ctx: CheckContext) -> Verdict:
         return Verdict(None, "skipped: the conversation has fewer than two text turns")
     ctx.rt.chaos.configure(ChaosConfig(seed=1, reorder_probability=1.0))
     psid = await ctx.new_user()
-    for turn in turns:  # one after another, without waiting: chaos swaps their deliveries
-        await ctx.say(psid, turn)
+    await ctx.rt.engine.stop()  # queue them all, so chaos can deliver a later one first
+    try:
+        for turn in turns:
+            await ctx.say(psid, turn)
+            ctx.rt.clock.advance(0.2)  # a user types a moment apart: distinct timestamps
+    finally:
+        await ctx.rt.engine.start()
     replies = await ctx.until(lambda: len(ctx.messages_to(psid)) >= len(turns) or None)
     texts = [text_of(s) for s in ctx.messages_to(psid)][: len(turns)]
     if not replies:
