@@ -88,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         "signed POST goes straight to the bot, bypassing the mock.",
     )
     trig.add_argument("event_type", choices=TRIGGER_TYPES)
-    trig.add_argument("--mock", default=DEFAULT_MOCK_URL, help="the running mock's URL")
+    trig.add_argument(
+        "--mock", help=f"the running mock's URL (default {DEFAULT_MOCK_URL}, or MOCK_META_PORT's)"
+    )
     trig.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the reply")
     trig.add_argument("--to", help="POST straight to this webhook URL (bypasses the mock)")
     trig.add_argument("--app-secret", help="signs a direct POST (never printed)")
@@ -197,6 +199,11 @@ async def trigger(args: argparse.Namespace, *, out: TextIO | None = None) -> int
 
 async def _trigger_through_mock(args: argparse.Namespace, out: TextIO) -> int:
     from mock_meta.client import MockMetaClient, MockMetaError, ReplyTimeout
+    from mock_meta.settings import MockSettings
+
+    if args.mock is None:  # the mock mock-meta serve would start with this environment
+        settings = MockSettings()
+        args.mock = _base_url(settings.host, settings.port)
 
     if args.event_type in ("echo", "delivery"):
         print(

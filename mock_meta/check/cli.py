@@ -25,13 +25,14 @@ def add_check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
         help="grade any bot (any language) against the platform's rules; writes a report card",
-        description="Starts a mock on --port, drives the bot at CALLBACK_URL through it and "
+        description="Starts a mock on 127.0.0.1 (--port), drives the bot at CALLBACK_URL through it and "
         "prints a report card (also JUnit XML and Markdown). Point the bot's Graph base URL at "
         "the mock first. Exit code 1 when a check fails.",
     )
     check.add_argument("callback_url", help="the bot's webhook URL")
-    check.add_argument("--host", default="127.0.0.1", help="the mock's bind address")
-    check.add_argument("--port", type=int, default=8081, help="the mock's port (bot's Graph)")
+    check.add_argument(
+        "--port", type=int, help="the mock's port, the bot's Graph (default MOCK_META_PORT, 8081)"
+    )
     check.add_argument(
         "--conversation", help="YAML/JSON file of turns and expected replies (default: echo bot)"
     )
@@ -66,24 +67,22 @@ async def run_check_command(args: argparse.Namespace, *, out: TextIO | None = No
     except (ConversationError, ValueError) as exc:
         print(f"mock-meta check: {exc}", file=out)
         return 2
-    secrets = {
+    given = {
+        "port": args.port,
         "app_secret": args.app_secret,
         "verify_token": args.verify_token,
         "page_token": args.page_token,
     }
     settings = MockSettings(
-        host=args.host,
-        port=args.port,
-        callback_url=args.callback_url,
-        **{k: v for k, v in secrets.items() if v is not None},
+        callback_url=args.callback_url, **{k: v for k, v in given.items() if v is not None}
     )
-    server = MockMetaServer(settings, port=args.port)
+    server = MockMetaServer(settings, port=settings.port)
     try:
         await server.start()
     except OSError as exc:
         busy = exc.errno == errno.EADDRINUSE
         why = "is in use (stop mock-meta serve first?)" if busy else f"failed: {exc.strerror}"
-        print(f"mock-meta check: port {args.port} {why}", file=out)
+        print(f"mock-meta check: port {settings.port} {why}", file=out)
         return 2
     print(f"mock at {server.base_url}; checking {args.callback_url}", file=out)
 
