@@ -25,9 +25,9 @@ def add_check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check",
         help="grade any bot (any language) against the platform's rules; writes a report card",
-        description="Starts a mock on 127.0.0.1 (--port), drives the bot at CALLBACK_URL through it and "
-        "prints a report card (also JUnit XML and Markdown). Point the bot's Graph base URL at "
-        "the mock first. Exit code 1 when a check fails.",
+        description="Starts a mock on 127.0.0.1 (--port), drives the bot at CALLBACK_URL "
+        "through it and prints a report card (also JUnit XML and Markdown). Point the bot's "
+        "Graph base URL at the mock first. Exit code 1 when a check fails.",
     )
     check.add_argument("callback_url", help="the bot's webhook URL")
     check.add_argument(
