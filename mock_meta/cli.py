@@ -128,7 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
     }
     settings = MockSettings(**overrides)
     app = create_app(settings)
-    print(startup_banner(settings, _base_url(settings.host, _port(settings.port, args.fd))))
+    banner = startup_banner(settings, _base_url(settings.host, _port(settings.port, args.fd)))
+    print(banner, flush=True)  # before uvicorn takes over, even when piped to a log
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     uvicorn.run(
