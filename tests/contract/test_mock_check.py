@@ -12,6 +12,8 @@ from mock_meta.runtime import MockRuntime
 from mock_meta.settings import MockSettings
 from tests.contract.bot_mock_pair import StartPair
 
+pytestmark = pytest.mark.timeout(240)  # seventeen checks, a few seconds each
+
 # Until the bot normalises second-resolution timestamps (the hardening work of issue 9).
 PENDING = {"seconds_timestamps"}
 

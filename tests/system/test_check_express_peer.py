@@ -20,6 +20,8 @@ from mock_meta.settings import MockSettings
 from mock_meta.testing import MockMetaServer
 from tests.conftest import require_binary, services_required
 
+pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
+
 EXPECTED_FAILURES = {
     "duplicates",  # answers every redelivery again
     "order",  # answers in arrival order

@@ -24,6 +24,8 @@ from bench.procs import free_port
 from tests.conftest import services_required
 from tests.polling import wait_until
 
+pytestmark = [pytest.mark.system, pytest.mark.timeout(300)]
+
 ROOT = Path(__file__).resolve().parents[2]
 SECTION = "### Testing your bot (any language)"
 SERVERS = ("mock-meta serve", "messenger-bot serve")
