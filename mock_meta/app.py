@@ -79,6 +79,7 @@ def create_app(
     app.include_router(control_api.build_router(rt))
     app.include_router(control_waits.build_router(rt))
     app.graph = GraphSurface(app.framework, runtime=rt)  # every non-/_mock/ path is Graph
+    app.graph = control_waits.WaitLane(app.graph, rt)  # long-polls skip the framework too
     return app
 
 
