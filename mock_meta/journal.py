@@ -542,6 +542,7 @@ class Journal:
 
     # ---- internals (the lock is held) -----------------------------------------------------
     def _next_seq(self) -> int:
+        assert self._lock.locked(), "journal state changed outside the lock"
         self._last_seq = next(self._seq)
         return self._last_seq
 
@@ -550,6 +551,7 @@ class Journal:
         return sum(r.dropped for r in rings)
 
     def _index(self, psid: str) -> _PsidIndex:
+        assert self._lock.locked(), "journal index used outside the lock"
         index = self._psids.get(psid)
         if index is None:
             index = self._psids[psid] = _PsidIndex(Conversation(self._tally))
