@@ -205,7 +205,7 @@ class Journal:
         with self._lock:
             action = self._actions_by_mid.get(mid)
             if action is not None and action.deliveries == 0:
-                self._settled_replies(self._conv(action).undelivered(action, reason))
+                self._observe_answers(self._conv(action).undelivered(action, reason))
 
     def record_delivery(
         self,
@@ -256,11 +256,11 @@ class Journal:
             if not attempt.reached_bot:
                 if not any(a.reached_bot for a in record.attempts):
                     # Nothing reached the bot after all: it cannot have answered this action.
-                    self._settled_replies(conv.unsent(action, mark=mark))
+                    self._observe_answers(conv.unsent(action, mark=mark))
                 return
             conv.sent(action, mark=mark)
             if attempt.outcome == "success":
-                self._settled_replies(conv.acknowledged(action))
+                self._observe_answers(conv.acknowledged(action))
 
     def delivery_retrying(self, record: DeliveryRecord) -> None:
         with self._lock:
@@ -283,7 +283,7 @@ class Journal:
                 action.open_deliveries -= 1
                 if action.open_deliveries == 0 and not action.acknowledged:
                     why = state if reason is None else f"{state}: {reason}"
-                    self._settled_replies(self._conv(action).undelivered(action, why))
+                    self._observe_answers(self._conv(action).undelivered(action, why))
             if record.mid is not None and self._settled(record.mid) is not None:
                 for fut in self._delivery_waiters.pop(record.mid, {}):
                     _resolve(fut, None)
@@ -333,7 +333,7 @@ class Journal:
                 index.send_counts[False] += 1
                 if record.is_reply:
                     index.send_counts[True] += 1
-                    self._settled_replies(index.conversation.add_reply(record))
+                    self._observe_answers(index.conversation.add_reply(record))
                     for fut in index.reply_waiters:
                         _resolve(fut, record)
                     index.reply_waiters.clear()
@@ -572,7 +572,7 @@ class Journal:
         action = self._actions_by_mid.get(delivery.mid)
         return action if action is not None and action.psid == delivery.psid else None
 
-    def _settled_replies(self, answered: Answered) -> None:
+    def _observe_answers(self, answered: Answered) -> None:
         for _action, reply in answered:
             if reply.time_to_reply_seconds is not None:
                 self._metrics.time_to_first_reply.observe(reply.time_to_reply_seconds)
@@ -590,7 +590,7 @@ class Journal:
         index = self._psids.get(record.psid)
         if index is not None:
             index.refs -= 1
-            self._settled_replies(index.conversation.forget_action(record))
+            self._observe_answers(index.conversation.forget_action(record))
             self._release(record.psid)
 
     def _forget_send(self, record: SendRecord) -> None:

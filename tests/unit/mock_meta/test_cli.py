@@ -147,3 +147,17 @@ def test_the_banner_shows_urls_and_only_the_public_test_credentials() -> None:
     )
     assert "s3cr3t-value" not in custom and "EAAB-real" not in custom
     assert "app secret from MOCK_META_APP_SECRET (not shown)" in custom
+
+
+async def test_a_direct_trigger_without_the_app_secret_is_a_usage_error() -> None:
+    args = _parser().parse_args(["trigger", "text", "--to", "http://127.0.0.1:9/webhook"])
+    out = io.StringIO()
+    assert await trigger(args, out=out) == 2
+    assert "--app-secret" in out.getvalue()
+
+
+async def test_receipts_cannot_go_through_the_mock() -> None:
+    args = _parser().parse_args(["trigger", "echo"])
+    out = io.StringIO()
+    assert await trigger(args, out=out) == 2
+    assert "use --to" in out.getvalue()
