@@ -1,7 +1,7 @@
 """``mock-meta check``: a conformance run against any Messenger bot, in any language.
 
 The bot talks to this mock as its Graph API; the checks drive it through the mock (and a few
-raw POSTs) and grade it on the platform's rules. See ``runner.run_checks`` and ``checks.CHECKS``.
+raw POSTs) and grade it on the platform's rules. See ``runner.run_checks`` and ``catalog.CHECKS``.
 """
 
 from mock_meta.check.conversation import DEFAULT_CONVERSATION, Conversation, load_conversation

@@ -1,33 +1,24 @@
 """The conformance checks: each drives the bot through the mock and judges one platform rule.
 
-Every check names the platform fact it rests on (sections of the Messenger reference in
-``docs/architecture.md``'s shared reference) and, for a failure, what to fix.
+Each is an async function of a :class:`CheckContext` returning a :class:`Verdict`; the catalog
+(``catalog.py``) gives each its title, the platform fact it rests on and what to fix.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from typing import Literal
 
 from mock_meta.chaos import ChaosConfig
 from mock_meta.check.context import CheckContext, CheckFn, Verdict, text_of
 from mock_meta.faults import FaultSpec
-from mock_meta.wire import SIGNATURE_SHA1_HEADER, sign_sha1, webhook_headers
+from mock_meta.wire import SIGNATURE_SHA1_HEADER, SignatureMode, sign_sha1, webhook_headers
 
 ACK_DEADLINE_SECONDS = 5.0
 BURST_USERS, BURST_PER_USER = 10, 5
 MIN_BACKOFF_SECONDS = 0.01
 RETRY_FAILURES = 2  # consecutive transient errors armed by the retry checks
 DAY = 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    title: str
-    fact: str
-    fix: str
-    run: CheckFn
 
 
 async def conversation(ctx: CheckContext) -> Verdict:
@@ -58,7 +49,7 @@ async def handshake(ctx: CheckContext) -> Verdict:
     return Verdict(True, "challenge echoed; a wrong verify token gets 403")
 
 
-def _rejects(mode: str) -> CheckFn:
+def rejects(mode: Literal["missing", "wrong", "sha1_only"]) -> CheckFn:
     async def run(ctx: CheckContext) -> Verdict:
         psid = await ctx.new_user()
         body = ctx.event_body(psid, "a post Meta did not sign")
@@ -68,7 +59,8 @@ def _rejects(mode: str) -> CheckFn:
                 SIGNATURE_SHA1_HEADER: sign_sha1(body, ctx.app_secret),
             }
         else:
-            headers = webhook_headers(body, ctx.app_secret, signature_mode=mode)  # type: ignore[arg-type]
+            signing: SignatureMode = "missing" if mode == "missing" else "wrong"
+            headers = webhook_headers(body, ctx.app_secret, signature_mode=signing)
         status = await ctx.post_raw(body, headers)
         if isinstance(status, str) or not 400 <= status < 500:
             return Verdict(False, f"the bot answered {status}, expected a 4xx (401 or 403)")
@@ -93,7 +85,7 @@ async def escaped_bytes(ctx: CheckContext) -> Verdict:
 
 
 async def ack_burst(ctx: CheckContext) -> Verdict:
-    turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+    turn = ctx.conversation.probe
     users = [await ctx.new_user() for _ in range(BURST_USERS)]
     ids = await asyncio.gather(
         *(ctx.say(psid, turn) for psid in users for _ in range(BURST_PER_USER))
@@ -112,7 +104,7 @@ async def ack_burst(ctx: CheckContext) -> Verdict:
 
 async def batched_entries(ctx: CheckContext) -> Verdict:
     ctx.rt.chaos.configure(ChaosConfig(seed=1, batch_max_entries=5))
-    turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+    turn = ctx.conversation.probe
     users = [await ctx.new_user() for _ in range(5)]
     await ctx.rt.engine.stop()  # queue all five first, so one POST carries them together
     try:
@@ -135,7 +127,7 @@ async def batched_entries(ctx: CheckContext) -> Verdict:
 async def duplicates(ctx: CheckContext) -> Verdict:
     ctx.rt.chaos.configure(ChaosConfig(seed=1, duplicate_probability=1.0))
     psid = await ctx.new_user()
-    turns = ctx.conversation.text_turns or ctx.conversation.turns
+    turns = ctx.conversation.text_turns or [ctx.conversation.probe]
     for turn in turns:
         if await ctx.reply_to(psid, await ctx.say(psid, turn)) is None:
             return Verdict(False, "no reply to a redelivered message")
@@ -151,7 +143,7 @@ async def no_reply_to_receipts(ctx: CheckContext) -> Verdict:
     policy.emit_echoes = policy.emit_deliveries = policy.emit_reads = True
     policy.refresh()
     psid = await ctx.new_user()
-    turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+    turn = ctx.conversation.probe
     if await ctx.reply_to(psid, await ctx.say(psid, turn)) is None:
         return Verdict(None, "skipped: the bot did not answer the first turn")
     await ctx.act(psid, {"type": "read"})
@@ -187,13 +179,13 @@ async def order(ctx: CheckContext) -> Verdict:
     return Verdict(True, f"{len(turns)} reordered deliveries answered in the user's order")
 
 
-def _send_retry(code: int, *, retried: bool) -> CheckFn:
+def send_retry(code: int, *, retried: bool) -> CheckFn:
     failures = RETRY_FAILURES if retried else 1
 
     async def run(ctx: CheckContext) -> Verdict:
         psid = await ctx.new_user()
         ctx.rt.faults.arm(FaultSpec(code=code, count=failures, psid=psid))
-        turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+        turn = ctx.conversation.probe
         await ctx.say(psid, turn)
         if not await ctx.until(lambda: ctx.sends_to(psid) or None):
             return Verdict(None, "skipped: the bot never called the Send API")
@@ -217,7 +209,7 @@ def _send_retry(code: int, *, retried: bool) -> CheckFn:
 
 async def messaging_type(ctx: CheckContext) -> Verdict:
     psid = await ctx.new_user()
-    turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+    turn = ctx.conversation.probe
     reply = await ctx.reply_to(psid, await ctx.say(psid, turn))
     if reply is None:
         return Verdict(None, "skipped: the bot did not answer the first turn")
@@ -231,7 +223,7 @@ async def window(ctx: CheckContext) -> Verdict:
     # A message that reaches the bot a day late (Meta's retries after an outage): the user's
     # last message is 25 h old, so a standard send is refused with (#10) 2018278.
     psid = await ctx.new_user()
-    turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+    turn = ctx.conversation.probe
     body = ctx.event_body(psid, turn.text or "hello", age_seconds=DAY + 3600)
     status = await ctx.post_raw(body, webhook_headers(body, ctx.app_secret))
     if status != 200:
@@ -246,7 +238,7 @@ async def window(ctx: CheckContext) -> Verdict:
 async def seconds_timestamps(ctx: CheckContext) -> Verdict:
     ctx.rt.engine.timestamp_unit = "seconds"
     psid = await ctx.new_user()
-    turn = (ctx.conversation.text_turns or ctx.conversation.turns)[0]
+    turn = ctx.conversation.probe
     action_id = await ctx.say(psid, turn)
     record = await ctx.delivery(action_id)
     if record is None or record.state != "delivered":
@@ -254,131 +246,3 @@ async def seconds_timestamps(ctx: CheckContext) -> Verdict:
     if await ctx.reply_to(psid, action_id) is None:
         return Verdict(False, "an event with a timestamp in seconds was never answered")
     return Verdict(True, "an event timestamped in seconds was answered")
-
-
-REF = "Messenger reference"
-CHECKS: tuple[Check, ...] = (
-    Check(
-        "conversation",
-        "Answers the conversation file",
-        "a bot's replies are its own contract: the conversation file states them",
-        "make the bot answer each turn as the conversation file says, or fix the file",
-        conversation,
-    ),
-    Check(
-        "handshake",
-        "Verification handshake",
-        f"{REF} §1: GET hub.mode=subscribe&hub.challenge&hub.verify_token → 200 with the "
-        "challenge as the body when the token matches, else 403",
-        "answer the GET with the hub.challenge value when hub.verify_token matches; 403 otherwise",
-        handshake,
-    ),
-    Check(
-        "unsigned_post",
-        "Unsigned POST rejected",
-        f"{REF} §2.4: every POST carries X-Hub-Signature-256 = sha256 HMAC of the raw body",
-        "reject a POST without X-Hub-Signature-256 with 401/403 before acting on it",
-        _rejects("missing"),
-    ),
-    Check(
-        "wrong_signature",
-        "Wrongly signed POST rejected",
-        f"{REF} §2.4: HMAC-SHA256(app secret, raw body bytes), compared in constant time",
-        "compute HMAC-SHA256 over the raw body with the app secret and reject a mismatch",
-        _rejects("wrong"),
-    ),
-    Check(
-        "sha1_only",
-        "SHA-1-only POST rejected",
-        f"{REF} §2.4: X-Hub-Signature (SHA-1) is legacy; X-Hub-Signature-256 is the one to verify",
-        "verify X-Hub-Signature-256 and reject a POST that only carries the SHA-1 header",
-        _rejects("sha1_only"),
-    ),
-    Check(
-        "escaped_bytes",
-        "Meta-escaped body accepted",
-        f"{REF} §2.4: Meta signs its \\uXXXX- and \\/-escaped bytes; re-serialising breaks the "
-        "signature",
-        "verify the signature over the raw request bytes, never over re-serialised JSON",
-        escaped_bytes,
-    ),
-    Check(
-        "ack_burst",
-        "Ack within 5 s under a burst",
-        f"{REF} §2.5 and §4: 200 within 5 s, else Meta retries, alerts and disables the webhook",
-        "acknowledge with 200 at once and do the work (Send API calls) after the response",
-        ack_burst,
-    ),
-    Check(
-        "batched_entries",
-        "Batched entries all handled",
-        f"{REF} §2.3: entry[] may hold several objects, especially under high load",
-        "iterate over every entry[] and every messaging[] event of one POST",
-        batched_entries,
-    ),
-    Check(
-        "duplicates",
-        "Redelivered event answered once",
-        f'{REF} §4: duplicates are possible — "your server should handle deduplication"',
-        "deduplicate on message.mid (postbacks: mid or sender+timestamp+payload) before replying",
-        duplicates,
-    ),
-    Check(
-        "no_reply_to_receipts",
-        "No reply to echoes, deliveries, reads",
-        f"{REF} §3.6–3.8: message_echoes, message_deliveries and message_reads are receipts",
-        "skip is_echo messages and delivery/read events; answer only what the user sent",
-        no_reply_to_receipts,
-    ),
-    Check(
-        "order",
-        "Per-user order under reordering",
-        f"{REF} §4: ordering is not guaranteed — use each event's timestamp",
-        "process one user's events one at a time in timestamp order (hold briefly to sort)",
-        order,
-    ),
-    Check(
-        "send_retry_5xx",
-        "Send API 5xx retried with back-off",
-        f"{REF} §5.7 and §6: codes 1 and 2 (HTTP 500, is_transient) are temporary",
-        "retry transient Send API errors (HTTP 5xx, code 1/2) with exponential back-off",
-        _send_retry(2, retried=True),
-    ),
-    Check(
-        "send_retry_613",
-        "Send API 613 retried with back-off",
-        f"{REF} §6 and §8: 613 is the rate limit; calls succeed again after a pause",
-        "on code 613 wait (back off) and retry; never retry in a tight loop",
-        _send_retry(613, retried=True),
-    ),
-    Check(
-        "send_no_retry_190",
-        "Send API 190 not retried",
-        f"{REF} §6: 190 is an invalid or expired access token; retrying cannot succeed",
-        "treat code 190 as permanent: alert and stop, do not retry",
-        _send_retry(190, retried=False),
-    ),
-    Check(
-        "messaging_type",
-        "Replies carry messaging_type RESPONSE",
-        f"{REF} §5.2 and §7: messaging_type RESPONSE for replies inside the 24-hour window",
-        "send replies with messaging_type RESPONSE",
-        messaging_type,
-    ),
-    Check(
-        "window",
-        "No standard send outside the 24-hour window",
-        f"{REF} §7: outside 24 h of the user's last message a standard send fails with "
-        "code 10 / subcode 2018278",
-        "judge the window from the event's timestamp: past 24 h, do not send a RESPONSE "
-        "(use an allowed tag or stay silent)",
-        window,
-    ),
-    Check(
-        "seconds_timestamps",
-        "Timestamps in seconds handled",
-        f"{REF} §2.2: timestamps are epoch milliseconds, but Meta sometimes sends seconds",
-        "normalise event timestamps: a value below 10^11 is in seconds, multiply by 1000",
-        seconds_timestamps,
-    ),
-)

@@ -100,6 +100,13 @@ class Conversation(BaseModel):
     turns: list[Turn] = Field(min_length=1, max_length=50)
 
     @property
+    def probe(self) -> Turn:
+        """The turn single-message checks send: the first text turn expecting a reply (or the
+        first turn expecting one, or the first turn)."""
+        answered = [t for t in self.turns if t.expects_reply]
+        return (self.text_turns or answered or self.turns)[0]
+
+    @property
     def text_turns(self) -> list[Turn]:
         """Turns that send plain text and expect a reply (used by the burst and order checks)."""
         return [t for t in self.turns if t.action["type"] == "text" and t.expects_reply]

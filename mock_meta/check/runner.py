@@ -19,7 +19,7 @@ from typing import Protocol
 
 import httpx
 
-from mock_meta.check.checks import CHECKS, Check
+from mock_meta.check.catalog import CHECKS, Check
 from mock_meta.check.context import CheckContext, Verdict
 from mock_meta.check.conversation import DEFAULT_CONVERSATION, Conversation
 from mock_meta.check.report import CheckResult, ReportCard, Status
