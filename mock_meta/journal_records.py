@@ -89,8 +89,10 @@ class AttemptRecord:
 
     @property
     def reached_bot(self) -> bool:
-        """The bot may have read the body (it answered, or timed out after we wrote it)."""
-        return self.outcome != "connection_error"
+        """The bot may have taken the event: it acked, or went silent after reading the body.
+        An error status is the bot saying it did not (and a refused connection never got
+        there), so neither lets a later reply count as an answer to it."""
+        return self.outcome in ("success", "timeout")
 
 
 @dataclass(slots=True)

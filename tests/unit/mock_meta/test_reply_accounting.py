@@ -163,7 +163,7 @@ def test_a_reply_held_for_an_action_that_is_then_dropped_answers_the_next_owed_o
 ) -> None:
     journal.record_action(PSID, PAGE, "m_1", "text")
     stuck = open_delivery(journal, "m_1")
-    attempt(journal, stuck, "http_error")  # the bot saw it and answered 500
+    attempt(journal, stuck, "timeout")  # the bot read it but never answered
     act(journal, "m_2")
     reply = send(journal)
     assert reply.attribution is Attribution.HELD  # m_1 is older and may still be acked
@@ -179,6 +179,18 @@ def test_a_reply_recorded_before_the_action_was_sent_cannot_answer_it(journal: J
     attempt(journal, record)  # its POST started only now
     assert early.attribution is Attribution.EXTRA
     assert counts(journal)["unanswered"] == 1
+
+
+def test_an_event_the_bot_refused_with_an_error_status_cannot_claim_a_later_reply(
+    journal: Journal,
+) -> None:
+    journal.record_action(PSID, PAGE, "m_outage", "text")
+    refused = open_delivery(journal, "m_outage")
+    attempt(journal, refused, "http_error")  # 503 during an outage; Meta retries it later
+    act(journal, "m_new")
+    assert send(journal).answers_mid == "m_new"  # not held for the refused event
+    attempt(journal, refused)  # the retry is acked after the outage
+    assert send(journal).answers_mid == "m_outage"
 
 
 def test_a_post_that_never_reached_the_bot_does_not_hold_replies(journal: Journal) -> None:
