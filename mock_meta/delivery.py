@@ -360,16 +360,17 @@ class DeliveryEngine:
         if not batch:
             return
         now = self._clock.now()
-        if self.timestamp_unit == "seconds":
-            entries = [
-                entry(i.page_id, [_in_seconds(i.event)], time_ms=int(now), standby=i.standby)
-                for i in batch
-            ]
-        else:
-            entries = [
-                entry(i.page_id, [i.event], time_ms=int(now * 1000), standby=i.standby)
-                for i in batch
-            ]
+        seconds = self.timestamp_unit == "seconds"
+        stamp = int(now) if seconds else int(now * 1000)
+        entries = [
+            entry(
+                i.page_id,
+                [_in_seconds(i.event) if seconds else i.event],
+                time_ms=stamp,
+                standby=i.standby,
+            )
+            for i in batch
+        ]
         body = serialize(envelope(entries))
         target = batch[0].target
         mode = batch[0].signature_mode or self._chaos.signature_mode
