@@ -87,6 +87,10 @@ async def run_checks(
             conversation=options.conversation,
             reply_timeout=options.reply_timeout,
         )
+        unreachable = await _unreachable(ctx)
+        if unreachable is not None:
+            card.results.append(unreachable)
+            return card
         for check in options.selected():
             rt.reset()
             result = await _run_one(check, ctx)
@@ -95,6 +99,21 @@ async def run_checks(
                 progress(result)
         rt.reset()
     return card
+
+
+async def _unreachable(ctx: CheckContext) -> CheckResult | None:
+    """A failed result when nothing answers at the callback URL (every check would time out)."""
+    probe = await ctx.rt.run_handshake(ctx.callback_url, ctx.verify_token)
+    if probe.failure not in ("connection_refused", "connection_error", "timeout"):
+        return None
+    return CheckResult(
+        "reachable",
+        "Bot reachable",
+        Status.FAILED,
+        f"nothing usable answers at {ctx.callback_url}: {probe.reason}",
+        fix="start the bot, check the URL and that it listens on that address and port",
+        fact="Messenger reference §1-2: Meta GETs and POSTs the callback URL; it must answer",
+    )
 
 
 async def _run_one(check: Check, ctx: CheckContext) -> CheckResult:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from mock_meta.check.cli import run_check_command
 from mock_meta.cli import _parser, trigger
 from mock_meta.testing import EchoBot, EchoBotWorld, LoopbackServer, echo_bot_world
@@ -106,3 +107,25 @@ def _conversation(tmp_path: Path) -> Path:
         "    reply_contains: 'echo: {text}'\n"
     )
     return path
+
+
+async def test_check_stops_at_once_when_nothing_answers_at_the_callback(
+    closed_port: int, tmp_path: Path
+) -> None:
+    args = _parser().parse_args(
+        [
+            "check",
+            f"http://127.0.0.1:{closed_port}/webhook",
+            "--port",
+            str(free_port()),
+            "--junit",
+            str(tmp_path / "card.xml"),
+            "--markdown",
+            str(tmp_path / "card.md"),
+        ]
+    )
+    out = io.StringIO()
+    assert await run_check_command(args, out=out) == 1
+    printed = out.getvalue()
+    assert "FAIL  reachable" in printed and "start the bot" in printed
+    assert "1 passed" not in printed and "0 passed, 1 failed" in printed
