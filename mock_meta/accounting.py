@@ -4,8 +4,9 @@ The rule, applied in the order replies were recorded:
 
 * only actions whose kind expects an answer (``REPLY_EXPECTED_KINDS``, configurable) and that
   the bot acknowledged with a 200 are owed a reply;
-* a reply answers the *oldest* owed, unanswered action that was sent to the bot before the
-  reply was recorded; with none left it is an *extra* (a duplicate or unsolicited message);
+* a reply answers the *oldest* owed, unanswered action whose POST reached the bot before the
+  reply was recorded (acked, or silent after reading it; an error status is the bot refusing
+  it); with none left it is an *extra* (a duplicate or unsolicited message);
 * actions never acknowledged (dropped after retries, skipped because nothing was subscribed)
   are ``undelivered``: never owed, never counted as unanswered.
 
