@@ -225,6 +225,7 @@ class RunLifecycle:
             run.journal_actions = journal.actions - before.actions
             run.replies_missing = max(journal.missing - before.missing, 0)
             run.replies_duplicated = max(journal.duplicated - before.duplicated, 0)
+            run.actions_undelivered = max(journal.undelivered - before.undelivered, 0)
             run.webhook_retries = journal.webhook_retries - before.webhook_retries
             run.send_api_errors = journal.send_api_errors - before.send_api_errors
         after_bot = self._bot_samples()
@@ -246,7 +247,8 @@ class RunLifecycle:
         baseline = self._before_journal.missing if self._before_journal else 0
         while True:
             counts = _journal(mock)
-            if counts is None or counts.missing <= baseline or time.monotonic() >= deadline:
+            done = counts is None or (counts.missing <= baseline and counts.settled)
+            if done or time.monotonic() >= deadline:
                 return counts
             gevent.sleep(SETTLE_POLL_SECONDS)
 

@@ -47,6 +47,8 @@ class RunSummary:
     journal_actions: int | None = None
     replies_missing: int | None = None
     replies_duplicated: int | None = None
+    # Owed-kind actions the bot never acknowledged (dropped or skipped deliveries).
+    actions_undelivered: int | None = None
     webhook_retries: int | None = None
     send_api_retries: int | None = None
     send_api_errors: int | None = None
@@ -73,10 +75,12 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class JournalCounts:
-    """The mock journal's verdict on the loop: one reply per user action, no more, no less.
+    """The mock journal's verdict on the loop: one reply per owed action, no more, no less.
 
-    The mock attributes each successful Send API message to the PSID's oldest unanswered
-    action; a message with nothing left to answer is an extra reply (a duplicate).
+    The mock owes a reply only for actions of reply-expecting kinds that the bot acknowledged;
+    each reply answers the oldest such action the bot had been sent, and a reply with nothing
+    left to answer is an extra (a duplicate). Actions the bot never acknowledged (dropped or
+    skipped deliveries) are ``undelivered``, not missing (``mock_meta.accounting``).
     """
 
     actions: int
@@ -85,6 +89,15 @@ class JournalCounts:
     duplicated: int
     webhook_retries: int
     send_api_errors: int
+    undelivered: int = 0
+    # Actions still on their way to the bot and replies waiting for one of them to settle.
+    in_flight: int = 0
+    held: int = 0
+
+    @property
+    def settled(self) -> bool:
+        """Nothing in flight: the missing and duplicated counts will not change by waiting."""
+        return self.in_flight == 0 and self.held == 0
 
     @classmethod
     def from_summary(cls, data: Mapping[str, Any]) -> JournalCounts:
@@ -97,6 +110,9 @@ class JournalCounts:
             duplicated=int(data["extra_replies"]),
             webhook_retries=int(data.get("retries", 0)),
             send_api_errors=sum(int(n) for code, n in codes.items() if code != "none"),
+            undelivered=int(data.get("undelivered", 0)),
+            in_flight=int(data.get("in_flight", 0)),
+            held=int(data.get("replies_held", 0)),
         )
 
 
@@ -170,6 +186,7 @@ def format_table(run: RunSummary) -> str:
         ("actions in journal", _opt(run.journal_actions)),
         ("replies missing", _opt(run.replies_missing)),
         ("replies duplicated", _opt(run.replies_duplicated)),
+        ("actions undelivered", _opt(run.actions_undelivered)),
         ("webhook retries", _opt(run.webhook_retries)),
         ("send api retries", _opt(run.send_api_retries)),
         ("send api errors", _opt(run.send_api_errors)),

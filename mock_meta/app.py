@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock_meta import console, control_api
+from mock_meta import console, control_api, control_waits
 from mock_meta.clock import ControllableClock
 from mock_meta.control_errors import SafeJSONResponse, install_error_handlers
 from mock_meta.graph_api import GraphSurface
@@ -80,9 +80,11 @@ def create_app(
         return Response(encoder(registry), media_type=content_type)
 
     app.include_router(control_api.build_router(rt))
+    app.include_router(control_waits.build_router(rt))
     app.graph = GraphSurface(app.framework, runtime=rt)  # every non-/_mock/ path is Graph
     if settings.console:  # the web console at GET / (its API under /_mock/console/)
         app.graph = console.install(app, rt, graph=app.graph, framework=app.framework)
+    app.graph = control_waits.WaitLane(app.graph, rt)  # long-polls skip the framework too
     return app
 
 

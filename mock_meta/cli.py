@@ -1,11 +1,14 @@
-"""``mock-meta``: serve the fake platform, verify a callback, or trigger one event at any bot.
+"""mock-meta: serve the fake Messenger Platform, verify a callback, trigger one event, or
+grade any bot against the platform's rules.
 
     mock-meta serve [--port 8081] [--seed-file seed.yaml] [--callback-url URL]
     mock-meta verify http://127.0.0.1:8000/webhook --verify-token test_verify_token
-    mock-meta trigger text --to http://127.0.0.1:8000/webhook --app-secret test_app_secret --text hi
+    mock-meta trigger text --text hi                 # through a running mock-meta serve
+    mock-meta trigger text --to http://127.0.0.1:8000/webhook --app-secret test_app_secret
+    mock-meta check http://127.0.0.1:8000/webhook    # the conformance report card
 
-``verify`` and ``trigger`` exit 0 on success and 1 otherwise, explaining what went wrong.
-Secrets given on the command line are never printed.
+``verify``, ``trigger`` and ``check`` exit 0 on success and 1 otherwise, explaining what went
+wrong (2: bad usage). Secrets given on the command line are never printed.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO, get_args
 
 import httpx
@@ -23,7 +28,6 @@ import httpx
 from mock_meta.control_models import ActionType
 from mock_meta.settings import (
     DEFAULT_APP_ID,
-    DEFAULT_CALLBACK_URL,
     DEFAULT_PAGE_ID,
     DEFAULT_PSID,
 )
@@ -32,17 +36,33 @@ from mock_meta.settings import (
 TRIGGER_TYPES = (*get_args(ActionType), "echo", "delivery")
 
 
+DEFAULT_MOCK_URL = "http://127.0.0.1:8081"
+DIRECT_MODE_NOTE = (
+    "Direct POST: this bypasses the mock, so the user's 24-hour window is not opened and a "
+    "reply through a mock-meta Send API is refused (#10). Leave out --to to go through a "
+    "running mock-meta serve instead."
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "verify":
         return asyncio.run(verify(args.callback_url, args.verify_token, timeout=args.timeout))
+    if args.command == "check":
+        from mock_meta.check.cli import run_check_command
+
+        return asyncio.run(run_check_command(args))
     return asyncio.run(trigger(args))
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mock-meta", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mock-meta",
+        description="The fake Messenger Platform: serve it, verify a callback, trigger one "
+        "event, or grade any bot against the platform's rules.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the mock platform (env: MOCK_META_*)")
@@ -60,10 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     verify_p.add_argument("--verify-token", required=True)
     verify_p.add_argument("--timeout", type=float, default=5.0)
 
-    trig = sub.add_parser("trigger", help="send one signed webhook event to a bot")
+    trig = sub.add_parser(
+        "trigger",
+        help="one user event: through a running mock (default) or POSTed straight to a bot",
+        description="Without --to, the event goes through a running mock-meta serve (the "
+        "user's window opens as on Messenger) and the bot's reply is shown. With --to, a "
+        "signed POST goes straight to the bot, bypassing the mock.",
+    )
     trig.add_argument("event_type", choices=TRIGGER_TYPES)
-    trig.add_argument("--to", default=DEFAULT_CALLBACK_URL, help="the bot's webhook URL")
-    trig.add_argument("--app-secret", required=True, help="signs the body (never printed)")
+    trig.add_argument(
+        "--mock", help=f"the running mock's URL (default {DEFAULT_MOCK_URL}, or MOCK_META_PORT's)"
+    )
+    trig.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the reply")
+    trig.add_argument("--to", help="POST straight to this webhook URL (bypasses the mock)")
+    trig.add_argument("--app-secret", help="signs a direct POST (never printed)")
     trig.add_argument("--app-id", default=DEFAULT_APP_ID)
     trig.add_argument("--psid", default=DEFAULT_PSID)
     trig.add_argument("--page-id", default=DEFAULT_PAGE_ID)
@@ -72,6 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     trig.add_argument("--target-mid", help="mid a reaction, edit or feedback refers to")
     trig.add_argument("--signature", choices=("valid", "wrong", "missing"), default="valid")
     trig.add_argument("--timeout", type=float, default=5.0)
+
+    from mock_meta.check.cli import add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 
@@ -79,6 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mock_meta.app import create_app
+    from mock_meta.banner import startup_banner
     from mock_meta.settings import MockSettings
 
     overrides: dict[str, Any] = {
@@ -93,8 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
     }
     settings = MockSettings(**overrides)
     app = create_app(settings)
-    if settings.console and args.fd is None:  # with --fd the caller knows the address
-        print(f"mock_meta console: http://{settings.host}:{settings.port}/", flush=True)
+    banner = startup_banner(settings, _base_url(settings.host, _port(settings.port, args.fd)))
+    print(banner, flush=True)  # before uvicorn takes over, even when piped to a log
     loop = "uvloop" if _has("uvloop") else "asyncio"
     http = "httptools" if _has("httptools") else "h11"
     uvicorn.run(
@@ -109,6 +144,18 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,  # loopback tool: no proxy in front, and ~2 % CPU saved
     )
     return 0
+
+
+def _port(configured: int, fd: int | None) -> int:
+    if fd is None:
+        return configured
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return int(sock.getsockname()[1])
+
+
+def _base_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 def _has(module: str) -> bool:
@@ -141,12 +188,80 @@ async def verify(
 
 
 async def trigger(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """One user event, through the running mock (default) or POSTed straight to ``--to``."""
+    out = out or sys.stdout
+    if args.to is None:
+        return await _trigger_through_mock(args, out)
+    if args.app_secret is None:
+        print("a direct POST (--to) needs --app-secret to sign the body", file=out)
+        return 2
+    return await _trigger_direct(args, out)
+
+
+async def _trigger_through_mock(args: argparse.Namespace, out: TextIO) -> int:
+    from mock_meta.client import MockMetaClient, MockMetaError, ReplyTimeout
+    from mock_meta.settings import MockSettings
+
+    if args.mock is None:  # the mock mock-meta serve would start with this environment
+        settings = MockSettings()
+        args.mock = _base_url(settings.host, settings.port)
+
+    if args.event_type in ("echo", "delivery"):
+        print(
+            f"{args.event_type} events follow the bot's own sends; use --to to POST one", file=out
+        )
+        return 2
+    try:
+        fields = _action_fields(args, lambda: "m_" + "0" * 42)
+    except ValueError as exc:
+        print(f"cannot build {args.event_type}: {exc}", file=out)
+        return 1
+    try:
+        async with MockMetaClient(args.mock) as mock:
+            user = mock.user(args.psid, args.page_id)
+            action = await user.act(fields.pop("type"), **fields)
+            print(f"{args.event_type} from user {args.psid} sent through {args.mock}", file=out)
+            delivery = await mock.wait_for_delivery(action.action_id, timeout=args.wait)
+            verdict = _delivery_verdict(delivery)
+            print(verdict, file=out)
+            if delivery.get("state") != "delivered":
+                return 1
+            try:
+                reply = await mock.wait_for_reply(args.psid, action.action_id, timeout=args.wait)
+            except ReplyTimeout:
+                print(f"no reply within {args.wait:g} s", file=out)
+                return 0
+            shown = reply.message.get("text", json.dumps(reply.message, ensure_ascii=False))
+            print(f"bot replied: {shown!r} ({reply.time_to_reply_seconds or 0:.3f} s)", file=out)
+            return 0
+    except httpx.HTTPError as exc:
+        print(
+            f"FAILED: no mock at {args.mock} ({type(exc).__name__}); start one with "
+            "'mock-meta serve' or pass --to for a direct POST",
+            file=out,
+        )
+        return 1
+    except MockMetaError as exc:
+        print(f"FAILED: the mock refused the action: {exc}", file=out)
+        return 1
+
+
+def _delivery_verdict(delivery: dict[str, Any]) -> str:
+    attempts = delivery.get("attempts") or []
+    last = attempts[-1] if attempts else {}
+    if delivery.get("state") == "delivered":
+        return f"OK: the bot acknowledged with HTTP {last.get('status')}"
+    reason = delivery.get("reason") or last.get("error") or f"HTTP {last.get('status')}"
+    return f"FAILED: delivery {delivery.get('state')}: {reason}"
+
+
+async def _trigger_direct(args: argparse.Namespace, out: TextIO) -> int:
     """Build one event, sign it like Meta and POST it; print the body and the bot's answer."""
     from mock_meta.builders import envelope
     from mock_meta.clock import ControllableClock
     from mock_meta.wire import serialize, webhook_headers
 
-    out = out or sys.stdout
+    print(DIRECT_MODE_NOTE, file=out)
     try:
         built = _build(args, ControllableClock())
     except ValueError as exc:
@@ -186,6 +301,15 @@ def _build(args: argparse.Namespace, clock: Any) -> Any:
         return builder.delivery(
             page, psid, [args.target_mid] if args.target_mid else None, builder.now_ms()
         )
+    try:
+        request = parse_action(_action_fields(args, builder.new_mid))
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    return build_action(builder, page, psid, request, app_id=args.app_id)
+
+
+def _action_fields(args: argparse.Namespace, new_mid: Callable[[], str]) -> dict[str, Any]:
+    """The control-API action for the command line, with defaults that make it valid."""
     fields: dict[str, Any] = {"type": args.event_type}
     if args.event_type in ("text", "standby_text") and args.text is None:
         fields["text"] = "hello from mock-meta"
@@ -194,16 +318,12 @@ def _build(args: argparse.Namespace, clock: Any) -> Any:
             fields[key] = getattr(args, key)
     if args.event_type in ("quick_reply", "postback") and "payload" not in fields:
         fields["payload"] = "MOCK_META_PAYLOAD"
-    if args.event_type == "reaction" and "target_mid" not in fields:
-        fields["target_mid"] = builder.new_mid()
+    if args.event_type == "reaction" and "target_mid" not in fields and args.to is not None:
+        fields["target_mid"] = new_mid()  # through the mock: the bot's last message
     if args.event_type == "message_edit":
-        fields.setdefault("target_mid", builder.new_mid())
+        fields.setdefault("target_mid", new_mid())
         fields.setdefault("text", "edited text")
-    try:
-        request = parse_action(fields)
-    except ValidationError as exc:
-        raise ValueError(str(exc)) from None
-    return build_action(builder, page, psid, request, app_id=args.app_id)
+    return fields
 
 
 if __name__ == "__main__":

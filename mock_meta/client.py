@@ -175,11 +175,14 @@ class MockMetaClient:
     # --- waiting -----------------------------------------------------------------------
     async def wait_for_reply(
         self,
-        psid: str,
-        mid: str,
+        psid: str | None,
+        action_id: str,
         timeout: float = 10.0,  # noqa: ASYNC109 - the server-side long-poll deadline
     ) -> Reply:
-        params = {"psid": psid, "mid": mid, "timeout": timeout}
+        """The bot's first message to the user after ``action_id`` (``psid`` may be None)."""
+        params: dict[str, Any] = {"action_id": action_id, "timeout": timeout}
+        if psid is not None:
+            params["psid"] = psid
         data = await self.request("GET", "/_mock/wait/reply", params=params)
         record = data["reply"]
         return Reply(
@@ -195,10 +198,11 @@ class MockMetaClient:
 
     async def wait_for_delivery(
         self,
-        mid: str,
+        action_id: str,
         timeout: float = 10.0,  # noqa: ASYNC109 - the server-side long-poll deadline
     ) -> dict[str, Any]:
-        params = {"mid": mid, "timeout": timeout}
+        """The delivery of ``action_id`` once settled (delivered, dropped or skipped)."""
+        params = {"action_id": action_id, "timeout": timeout}
         result: dict[str, Any] = await self.request("GET", "/_mock/wait/delivery", params=params)
         return result
 

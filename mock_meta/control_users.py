@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from mock_meta.actions import WINDOW_OPENING, build_action
+from mock_meta.builders import EventType
 from mock_meta.control_errors import SafeJSONResponse
 from mock_meta.control_models import UserAction
 from mock_meta.control_responses import ActionAccepted
@@ -48,7 +49,9 @@ def build_users_router(rt: MockRuntime) -> APIRouter:
             )
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        key = built.mid or f"act_{next(action_ids)}"
+        # The action id: a message's own mid; a reaction's or edit's mid is its target's.
+        own_mid = built.event_type not in (EventType.REACTION, EventType.MESSAGE_EDIT)
+        key = built.mid if built.mid and own_mid else f"act_{next(action_ids)}"
         rt.journal.record_action(psid, page_id, key, body.type, expects_reply=built.expects_reply)
         if body.type in WINDOW_OPENING:
             rt.state.record_inbound(page_id, psid, rt.clock.now())

@@ -37,6 +37,7 @@ from mock_meta.clock import Clock
 from mock_meta.journal import AttemptRecord, DeliveryRecord, Journal
 from mock_meta.metrics import MockMetrics, attempt_label
 from mock_meta.retry_profile import RetryProfile
+from mock_meta.settings import TimestampUnit
 from mock_meta.webhook_http import WebhookConnectionError, WebhookHttpClient
 from mock_meta.wire import (
     SIGNATURE_256_HEADER,
@@ -130,6 +131,7 @@ class DeliveryEngine:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         include_sha1: bool = True,
         propagate_traceparent: bool = False,
+        timestamp_unit: TimestampUnit = "milliseconds",
     ) -> None:
         """``client``: POST through this httpx client (tests pass a ``MockTransport`` one)
         instead of the engine's own :class:`WebhookHttpClient`; the caller closes it."""
@@ -139,6 +141,8 @@ class DeliveryEngine:
         self.include_sha1 = include_sha1
         # Meta sends no trace context; a test may ask for one to follow a message end to end.
         self.propagate_traceparent = propagate_traceparent
+        # "seconds": entry and event timestamps in seconds, as Meta sometimes sends them.
+        self.timestamp_unit: TimestampUnit = timestamp_unit
         self._clock = clock
         self._journal = journal
         self._metrics = metrics
@@ -383,8 +387,16 @@ class DeliveryEngine:
         if not batch:
             return
         now = self._clock.now()
+        seconds = self.timestamp_unit == "seconds"
+        stamp = int(now) if seconds else int(now * 1000)
         entries = [
-            entry(i.page_id, [i.event], time_ms=int(now * 1000), standby=i.standby) for i in batch
+            entry(
+                i.page_id,
+                [_in_seconds(i.event) if seconds else i.event],
+                time_ms=stamp,
+                standby=i.standby,
+            )
+            for i in batch
         ]
         body = serialize(envelope(entries))
         target = batch[0].target
@@ -427,6 +439,8 @@ class DeliveryEngine:
         duplicate: bool = False,
     ) -> str:
         at = self._clock.now()
+        # From here on the bot may answer these events (the journal's reply accounting).
+        mark = self._journal.posting([item.record for item in batch])
         status, outcome, error, latency = await self._post(
             batch[0].target.callback_url, body, headers
         )
@@ -460,6 +474,7 @@ class DeliveryEngine:
                 error=error,
                 duplicate=duplicate,
                 batch_size=len(batch),
+                sent_mark=mark,
             )
             self._journal.delivery_attempted(item.record, attempt)
             for observer in self.observers:
@@ -602,3 +617,11 @@ class DeliveryEngine:
                 dropped += 1
         self._metrics.retry_backlog.set(len(self._scheduled))
         return dropped
+
+
+def _in_seconds(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``event`` with its epoch-millisecond ``timestamp`` cut to whole seconds."""
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, int):
+        return event
+    return {**event, "timestamp": stamp // 1000}

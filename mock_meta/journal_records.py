@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 FINISHED_STATES = frozenset({"delivered", "dropped", "skipped"})
@@ -21,9 +22,31 @@ _SECRET_KEYS = frozenset({"access_token", "appsecret_proof", "app_secret", "clie
 _SECRET_IN_TEXT = re.compile(r"((?:access_token|appsecret_proof)=)[^&\s\"']+")
 
 
+class ActionState(StrEnum):
+    """Where a user action stands in the reply accounting (``mock_meta.accounting``)."""
+
+    NO_REPLY_EXPECTED = "no_reply_expected"  # its kind expects no answer (reads, reactions...)
+    IN_FLIGHT = "in_flight"  # the bot has not acknowledged it yet; its delivery is not settled
+    UNDELIVERED = "undelivered"  # never acknowledged: dropped, skipped or no app subscribed
+    UNANSWERED = "unanswered"  # acknowledged with a 200, no reply attributed yet
+    ANSWERED = "answered"
+
+
+class Attribution(StrEnum):
+    """What a reply (a successful Send API message) was counted as."""
+
+    HELD = "held"  # an earlier in-flight action may still claim it; settles with that action
+    ANSWER = "answer"  # the first reply to ``answers_mid``
+    EXTRA = "extra"  # nothing owed was left to answer: a duplicate or unsolicited message
+
+
 @dataclass(slots=True)
 class ActionRecord:
-    """A simulated user's action that produced a webhook event."""
+    """A simulated user's action that produced a webhook event.
+
+    ``mid`` is its action id (the message id for messages; ``act_N`` for reads, reactions and
+    other events whose ``mid``, if any, is another message's). ``state`` is kept by the journal.
+    """
 
     seq: int
     at: float
@@ -34,6 +57,15 @@ class ActionRecord:
     expects_reply: bool = True
     answered_by: str | None = None  # message_id of the reply attributed to this action
     answered_at: float | None = None
+    state: ActionState = ActionState.IN_FLIGHT
+    acknowledged: bool = False  # one of its deliveries got the bot's 200
+    # Journal seq before the first POST that may have reached the bot: replies recorded after
+    # it can answer this action, earlier ones cannot.
+    sent_mark: int | None = None
+    deliveries: int = 0
+    open_deliveries: int = 0
+    extra_replies: int = 0
+    reason: str | None = None  # why it is undelivered
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -52,6 +84,15 @@ class AttemptRecord:
     error: str | None = None
     duplicate: bool = False
     batch_size: int = 1
+    # ``Journal.mark()`` taken just before the POST (None: the journal uses its current seq).
+    sent_mark: int | None = None
+
+    @property
+    def reached_bot(self) -> bool:
+        """The bot may have taken the event: it acked, or went silent after reading the body.
+        An error status is the bot saying it did not (and a refused connection never got
+        there), so neither lets a later reply count as an answer to it."""
+        return self.outcome in ("success", "timeout")
 
 
 @dataclass(slots=True)
@@ -98,11 +139,13 @@ class SendRecord:
     error_code: int | None = None
     error_subcode: int | None = None
     message_id: str | None = None
-    answers_mid: str | None = None
+    answers_mid: str | None = None  # the action id this reply answers (first reply only)
     time_to_reply_seconds: float | None = None
     extra: bool = False
     # How the call was made: method, path, version, token_source, trace headers.
     call: dict[str, Any] | None = None
+    attribution: Attribution | None = None  # set for replies only (``is_reply``)
+    extra_for: str | None = None  # for an extra: the answered action it repeats, if any
 
     @property
     def ok(self) -> bool:

@@ -102,7 +102,12 @@ class MockRuntime:
         self.metrics = metrics
         self.http_client = http_client
         self.state = PlatformState.from_settings(settings, metrics=metrics)
-        self.journal = Journal(clock, metrics, retention=settings.journal_max_entries)
+        self.journal = Journal(
+            clock,
+            metrics,
+            retention=settings.journal_max_entries,
+            reply_expected=settings.reply_expected_kinds,
+        )
         self.faults = FaultBook()
         self.attachments = AttachmentStore()
         self.personas = PersonaBook()
@@ -122,6 +127,7 @@ class MockRuntime:
             client=webhook_client,
             max_in_flight=settings.delivery_concurrency,
             propagate_traceparent=settings.propagate_traceparent,
+            timestamp_unit=settings.timestamp_unit,
         )
 
     # --- delivery ----------------------------------------------------------------------
@@ -140,7 +146,10 @@ class MockRuntime:
     def deliver_action(self, built: BuiltEvent, *, mid: str) -> list[str]:
         """Queue a user action for every app on the page, journaling unsubscribed ones as
         ``skipped`` (so a test sees *why* its bot got nothing). ``mid`` keys the journal."""
-        return [self._enqueue(app, event, mid) for app, event in self._routed(built)]
+        routed = self._routed(built)
+        if not routed:
+            self.journal.action_not_delivered(mid, f"no app is subscribed to page {built.page_id}")
+        return [self._enqueue(app, event, mid) for app, event in routed]
 
     def deliver_to(self, app_id: str, built: BuiltEvent) -> list[str]:
         """Queue an event meant for one app (a handover notice), if it is subscribed."""
@@ -245,6 +254,7 @@ class MockRuntime:
         self.limiter.configure(self.settings.rate_limit_per_page_per_second)
         self.policy = Policy.from_settings(self.settings)
         self.set_profile(profile_from_settings(self.settings))
+        self.engine.timestamp_unit = self.settings.timestamp_unit
 
     def set_profile(self, profile: RetryProfile) -> None:
         self.profile = profile

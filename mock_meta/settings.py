@@ -8,10 +8,13 @@ keyword arguments: ``MockSettings(port=0, emit_reads=True)``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mock_meta.accounting import REPLY_EXPECTED_KINDS
+from mock_meta.control_models import ActionType
 
 DEFAULT_APP_ID = "1234567890123456"
 DEFAULT_APP_SECRET = "test_app_secret"
@@ -20,6 +23,8 @@ DEFAULT_PAGE_ID = "104501234567890"
 DEFAULT_PAGE_TOKEN = "test_page_token"
 DEFAULT_PSID = "6543210987654321"
 DEFAULT_CALLBACK_URL = "http://127.0.0.1:8000/webhook"
+
+TimestampUnit = Literal["milliseconds", "seconds"]
 
 
 class MockSettings(BaseSettings):
@@ -60,6 +65,9 @@ class MockSettings(BaseSettings):
     emit_echoes: bool = True
     emit_deliveries: bool = True
     emit_reads: bool = False
+    # Webhook timestamps (entry.time, event.timestamp) in epoch "milliseconds" (documented) or
+    # "seconds", which Meta sometimes sends (issue 8, seen by SDK users); bots must cope.
+    timestamp_unit: TimestampUnit = "milliseconds"
     # ACCOUNT_UPDATE, CONFIRMED_EVENT_UPDATE, POST_PURCHASE_UPDATE → error 100 (Meta, 2026-04-27+).
     enforce_retired_tags: bool = True
     require_appsecret_proof: bool = False
@@ -75,7 +83,18 @@ class MockSettings(BaseSettings):
     journal_max_entries: int = Field(default=100_000, ge=100)
     # The web console at / (mock_meta.console); off also skips its capture of webhook bytes.
     console: bool = True
+    # Action kinds a bot owes a reply once it acknowledged them (the journal's accounting);
+    # JSON in the environment: MOCK_META_REPLY_EXPECTED_KINDS='["text","postback"]'.
+    reply_expected_kinds: frozenset[str] = REPLY_EXPECTED_KINDS
     graph_version: str = "v25.0"
+
+    @field_validator("reply_expected_kinds")
+    @classmethod
+    def _known_kinds(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = sorted(value - set(get_args(ActionType)))
+        if unknown:
+            raise ValueError(f"unknown action kinds {unknown}; known: {list(get_args(ActionType))}")
+        return value
 
     @field_validator("graph_version")
     @classmethod

@@ -4,89 +4,25 @@ receiver answers through the Send API, and the waits/journal/faults/clock report
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
-from mock_meta.client import MockMetaClient, ReplyTimeout, UnexpectedReply
-from mock_meta.settings import MockSettings
-from mock_meta.testing import LoopbackServer, MockMetaServer
+from mock_meta.client import ReplyTimeout, UnexpectedReply
+from mock_meta.testing import EchoBotWorld, echo_bot_world
 
 PSID = "6543210987654321"
 SECRET = "test_app_secret"
 
 
-@dataclass
-class EchoBot:
-    """A minimal bot: checks the signature, acks, then answers texts via the Send API."""
-
-    graph_url: str = ""
-    silent: bool = False
-    bad_signatures: int = 0
-    received: list[dict[str, object]] = field(default_factory=list)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def app(self) -> Starlette:
-        return Starlette(routes=[Route("/webhook", self.webhook, methods=["GET", "POST"])])
-
-    async def webhook(self, request: Request) -> PlainTextResponse:
-        if request.method == "GET":
-            return PlainTextResponse(request.query_params.get("hub.challenge", ""))
-        raw = await request.body()
-        expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(request.headers.get("x-hub-signature-256", ""), expected):
-            self.bad_signatures += 1
-            return PlainTextResponse("bad signature", status_code=403)
-        body = json.loads(raw)
-        for entry in body["entry"]:
-            for event in entry.get("messaging", []):
-                self.received.append(event)
-                message = event.get("message", {})
-                if "text" in message and not message.get("is_echo") and not self.silent:
-                    task = asyncio.create_task(self.answer(event["sender"]["id"], message["text"]))
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
-        return PlainTextResponse("EVENT_RECEIVED")
-
-    async def answer(self, psid: str, text: str) -> None:
-        async with httpx.AsyncClient(trust_env=False) as client:
-            await client.post(
-                f"{self.graph_url}/v25.0/me/messages",
-                params={"access_token": "test_page_token"},
-                json={
-                    "recipient": {"id": psid},
-                    "messaging_type": "RESPONSE",
-                    "message": {"text": f"echo: {text}"},
-                },
-            )
-
-
-@dataclass
-class World:
-    bot: EchoBot
-    server: MockMetaServer
-    mock: MockMetaClient
+World = EchoBotWorld
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    bot = EchoBot()
-    async with LoopbackServer(bot.app()) as bot_server:
-        settings = MockSettings(callback_url=f"{bot_server.base_url}/webhook")
-        async with MockMetaServer(settings) as server:
-            bot.graph_url = server.base_url
-            async with MockMetaClient(server.base_url) as mock:
-                yield World(bot, server, mock)
-                await asyncio.gather(*bot.tasks, return_exceptions=True)
+    async with echo_bot_world() as world:
+        yield world
 
 
 async def test_user_text_reaches_the_bot_signed_and_the_reply_is_awaited(world: World) -> None:

@@ -16,7 +16,9 @@ async def _delivery_and_reply_traces(pair: BotMockPair) -> tuple[str | None, str
     await pair.mock.wait_for_reply(PSID, action.action_id, timeout=10)
     (delivery,) = await pair.mock.journal("deliveries", psid=PSID, mid=action.mid)
     (reply,) = [s for s in await pair.mock.journal("sends", psid=PSID) if s["message_id"]]
-    return _trace_id(delivery["traceparent"]), _trace_id(reply["call"]["headers"].get("traceparent"))
+    return _trace_id(delivery["traceparent"]), _trace_id(
+        reply["call"]["headers"].get("traceparent")
+    )
 
 
 async def test_one_trace_runs_from_the_delivery_through_the_bot_back_to_the_mock(

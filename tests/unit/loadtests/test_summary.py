@@ -37,6 +37,14 @@ def test_journal_counts_map_unanswered_to_missing_and_extra_replies_to_duplicate
     )
 
 
+def test_journal_counts_keep_undelivered_apart_and_are_unsettled_while_actions_fly() -> None:
+    counts = JournalCounts.from_summary(
+        {**JOURNAL, "undelivered": 5, "in_flight": 1, "replies_held": 0}
+    )
+    assert (counts.missing, counts.undelivered, counts.settled) == (2, 5, False)
+    assert JournalCounts.from_summary(JOURNAL).settled
+
+
 def test_a_journal_summary_without_reply_counts_is_refused() -> None:
     with pytest.raises(KeyError):
         JournalCounts.from_summary({"sends": 3})

@@ -1,7 +1,8 @@
-"""``mock-meta verify`` and ``mock-meta trigger`` against a loopback receiver."""
+"""``mock-meta verify`` and ``trigger --to`` against a loopback receiver; help and banner."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -15,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from mock_meta.cli import _parser, trigger, verify
+from mock_meta.banner import startup_banner
+from mock_meta.cli import DIRECT_MODE_NOTE, _parser, trigger, verify
+from mock_meta.settings import MockSettings
 from mock_meta.testing import LoopbackServer
 
 SECRET = "cli_secret"
@@ -115,3 +118,46 @@ async def test_trigger_with_a_wrong_signature_reports_the_bots_refusal(
 def test_unknown_event_types_are_a_usage_error() -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["trigger", "teleport", "--app-secret", SECRET])
+
+
+def test_direct_trigger_says_plainly_what_it_bypasses() -> None:
+    args = _parser().parse_args(
+        ["trigger", "text", "--to", "http://127.0.0.1:9/webhook", "--app-secret", SECRET]
+    )
+    out = io.StringIO()
+    asyncio.run(trigger(args, out=out))
+    assert out.getvalue().startswith(DIRECT_MODE_NOTE)
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["verify"], ["trigger"], ["check"]])
+def test_help_is_plain_text(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args([*command, "--help"])
+    shown = capsys.readouterr().out
+    assert "usage: mock-meta" in shown and "`" not in shown
+
+
+def test_the_banner_shows_urls_and_only_the_public_test_credentials() -> None:
+    default = startup_banner(MockSettings(), "http://127.0.0.1:8081")
+    assert "GRAPH_API_BASE=http://127.0.0.1:8081" in default
+    assert "http://127.0.0.1:8081/_mock/" in default and "/docs" in default
+    assert "app secret test_app_secret" in default and "verify token test_verify_token" in default
+    custom = startup_banner(
+        MockSettings(app_secret="s3cr3t-value", page_token="EAAB-real"), "http://h:1"
+    )
+    assert "s3cr3t-value" not in custom and "EAAB-real" not in custom
+    assert "app secret from MOCK_META_APP_SECRET (not shown)" in custom
+
+
+async def test_a_direct_trigger_without_the_app_secret_is_a_usage_error() -> None:
+    args = _parser().parse_args(["trigger", "text", "--to", "http://127.0.0.1:9/webhook"])
+    out = io.StringIO()
+    assert await trigger(args, out=out) == 2
+    assert "--app-secret" in out.getvalue()
+
+
+async def test_receipts_cannot_go_through_the_mock() -> None:
+    args = _parser().parse_args(["trigger", "echo"])
+    out = io.StringIO()
+    assert await trigger(args, out=out) == 2
+    assert "use --to" in out.getvalue()

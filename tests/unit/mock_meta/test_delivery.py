@@ -517,3 +517,18 @@ def test_max_in_flight_must_be_positive(
             subscriptions=subscriptions,
             max_in_flight=0,
         )
+
+
+async def test_the_seconds_switch_sends_timestamps_in_seconds_as_meta_sometimes_does(
+    make_engine: Any, receiver: Any, build: EventBuilder, journal: Journal
+) -> None:
+    engine = await make_engine()
+    engine.timestamp_unit = "seconds"
+    built = build.text(PAGE, PSID, "hi")
+    enqueue(engine, receiver.url, built)
+    assert (await settled(journal, built)).state == "delivered"
+    entry = receiver.received[0].json["entry"][0]
+    assert entry["messaging"][0]["timestamp"] == built.timestamp_ms // 1000
+    assert entry["time"] < 10**11  # seconds, not milliseconds
+    assert receiver.received[0].sha256_valid
+    assert built.event["timestamp"] == built.timestamp_ms  # the journal's event is unchanged

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import time
+from collections.abc import Awaitable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -11,8 +14,7 @@ from prometheus_client import CollectorRegistry
 from mock_meta.clock import ControllableClock
 from mock_meta.journal import REDACTED, AttemptRecord, Journal, redact, redact_top_level
 from mock_meta.metrics import MockMetrics
-
-PAGE, PSID, OTHER = "104501234567890", "6543210987654321", "7000000000000001"
+from tests.unit.mock_meta.journal_steps import OTHER, PAGE, PSID, act, send
 
 
 @pytest.fixture
@@ -30,19 +32,6 @@ def journal(clock: ControllableClock, registry: CollectorRegistry) -> Journal:
     return Journal(clock, MockMetrics(registry))
 
 
-def send(journal: Journal, psid: str = PSID, **kw: object) -> object:
-    args: dict[str, object] = {
-        "page_id": PAGE,
-        "psid": psid,
-        "request": {"recipient": {"id": psid}, "message": {"text": "hi"}},
-        "response": {"recipient_id": psid, "message_id": "m_reply"},
-        "status": 200,
-        "message_id": "m_reply",
-    }
-    args.update(kw)
-    return journal.record_send(**args)  # type: ignore[arg-type]
-
-
 async def ticks(n: int = 3) -> None:
     """Let callbacks already scheduled run (a loop turn, not a wait for time)."""
     for _ in range(n):
@@ -52,9 +41,9 @@ async def ticks(n: int = 3) -> None:
 def test_a_reply_answers_the_oldest_unanswered_action_and_records_time_to_reply(
     journal: Journal, clock: ControllableClock, registry: CollectorRegistry
 ) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     clock.advance(0.5)
-    journal.record_action(PSID, PAGE, "m_2", "text")
+    act(journal, "m_2")
     clock.advance(1.0)
     first = send(journal, message_id="m_r1")
     assert first.answers_mid == "m_1"  # type: ignore[attr-defined]
@@ -71,7 +60,7 @@ def test_a_reply_answers_the_oldest_unanswered_action_and_records_time_to_reply(
 
 
 def test_a_message_with_nothing_unanswered_counts_as_an_extra_reply(journal: Journal) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     send(journal)
     duplicate = send(journal)
     assert duplicate.extra  # type: ignore[attr-defined]
@@ -81,7 +70,7 @@ def test_a_message_with_nothing_unanswered_counts_as_an_extra_reply(journal: Jou
 
 def test_sender_actions_errors_and_no_reply_actions_are_not_attributed(journal: Journal) -> None:
     journal.record_action(PSID, PAGE, None, "read", expects_reply=False)
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     send(journal, kind="sender_action", message_id=None, request={"sender_action": "typing_on"})
     send(journal, status=400, error_code=10, error_subcode=2018278, message_id=None)
     summary = journal.summary()
@@ -94,17 +83,16 @@ def test_retention_drops_the_oldest_and_counts_them(clock: ControllableClock) ->
     registry = CollectorRegistry()
     journal = Journal(clock, MockMetrics(registry), retention=3)
     for n in range(5):
-        journal.record_action(PSID, PAGE, f"m_{n}", "text")
+        act(journal, f"m_{n}")
     assert [a.mid for a in journal.actions()] == ["m_2", "m_3", "m_4"]
     assert journal.action("m_0") is None
-    assert journal.summary()["journal_dropped"] == 2
-    assert journal.summary()["unanswered"] == 3  # dropped actions leave the reply queue too
-    assert registry.get_sample_value("mock_meta_journal_dropped_total") == 2
+    assert journal.summary()["journal_dropped"] == 2 + 2  # actions and their deliveries
+    assert registry.get_sample_value("mock_meta_journal_dropped_total") == 4
     assert send(journal).answers_mid == "m_2"  # type: ignore[attr-defined]
 
 
 def test_filters_by_page_psid_and_mid(journal: Journal) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     journal.record_action(OTHER, "999", "m_2", "text")
     assert [a.mid for a in journal.actions(psid=OTHER)] == ["m_2"]
     assert [a.mid for a in journal.actions(page_id=PAGE)] == ["m_1"]
@@ -195,7 +183,7 @@ async def test_wait_reply_waits_for_the_ack_when_the_reply_overtakes_it(
 
 
 async def test_a_reply_recorded_on_another_thread_wakes_the_waiter(journal: Journal) -> None:
-    journal.record_action(PSID, PAGE, "m_1", "text")
+    act(journal, "m_1")
     waiter = asyncio.create_task(journal.wait_reply(PSID, "m_1", timeout=30))
     await ticks()
     thread = threading.Thread(target=send, args=(journal,))
@@ -302,3 +290,91 @@ def test_send_requests_are_stored_without_a_copy_unless_a_secret_is_replaced() -
         "q": f"x&access_token={REDACTED}",
     }
     assert with_token["access_token"] == "EAAB-secret"  # the caller's dict is left alone
+
+
+# ---- memory and concurrency bounds (issue 9) --------------------------------------------------
+
+
+def _traffic(journal: Journal, users: range) -> None:
+    """One acknowledged, answered text per user, each user new."""
+    for n in users:
+        psid = f"9{n:015d}"
+        act(journal, f"m_{n}", psid=psid)
+        send(journal, psid=psid, message_id=f"m_r{n}")
+
+
+def test_memory_stays_bounded_by_retention_whatever_the_number_of_users(
+    clock: ControllableClock,
+) -> None:
+    journal = Journal(clock, MockMetrics(CollectorRegistry()), retention=100)
+    _traffic(journal, range(2_000))
+    gc.collect()
+    baseline = len(gc.get_objects())
+    _traffic(journal, range(2_000, 22_000))  # 20,000 more distinct users
+    gc.collect()
+    grown = len(gc.get_objects()) - baseline
+    assert journal.tracked_psids <= 100  # each index left with its user's last record
+    assert len(journal.actions()) == len(journal.sends()) == 100
+    assert grown < 1_000, f"{grown} more live objects after 20,000 new users"
+    assert journal.summary()["answered"] == 22_000  # totals since the reset are kept
+
+
+async def test_a_waiter_for_an_unknown_user_leaves_no_index_behind(journal: Journal) -> None:
+    assert await journal.wait_no_reply("1" * 16, within=0.01) is None
+    assert await journal.wait_sends("2" * 16, 1, timeout=0.01) == []
+    assert await journal.wait_reply("3" * 16, "m_x", timeout=0.01) is None
+    assert journal.tracked_psids == 0
+
+
+async def test_ten_thousand_concurrent_waiters_return_within_their_timeout_plus_a_margin(
+    journal: Journal,
+) -> None:
+    timeout, margin = 1.0, 1.0  # the margin absorbs a loaded CI machine; the old journal took 5 s
+
+    async def overshoot(wait: Awaitable[object]) -> float:
+        started = time.perf_counter()
+        await wait
+        return time.perf_counter() - started - timeout
+
+    silent = [overshoot(journal.wait_no_reply(PSID, within=timeout)) for _ in range(5_000)]
+    answered = [overshoot(journal.wait_reply(OTHER, "m_1", timeout=timeout)) for _ in range(5_000)]
+    act(journal, "m_1", psid=OTHER)
+    waiting = asyncio.gather(*silent, *answered)
+    await ticks()
+    send(journal, psid=OTHER)  # wakes the 5,000 reply waiters at once
+    overshoots = await waiting
+    assert max(overshoots) < margin
+    assert journal.tracked_psids == 1  # OTHER keeps its records; PSID's waiters are gone
+
+
+def test_concurrent_writers_and_readers_see_consistent_counts(journal: Journal) -> None:
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def write(offset: int) -> None:
+        try:
+            _traffic(journal, range(offset, offset + 2_000))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                summary = journal.summary()
+                assert summary["owed"] == summary["answered"] + summary["unanswered"]
+                journal.actions(psid=PSID)
+                journal.sends(mid="m_1")
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(n * 10_000,)) for n in range(3)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert journal.summary()["answered"] == 6_000
