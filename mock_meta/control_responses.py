@@ -119,3 +119,43 @@ class JournalPage(_View):
     items: list[dict[str, Any]]
     count: int = Field(description="Items in this answer (the newest, up to limit).")
     total: int = Field(description="Matching records kept in the journal.")
+
+
+# --- the web console's API (mock_meta.console) ---------------------------------------------
+
+
+class ConsoleSnapshot(_View):
+    """Everything the console shows for one conversation (newest records first)."""
+
+    clock: ClockView
+    config: dict[str, Any] = Field(description="Apps, pages (with failure timelines) and users.")
+    psid: str | None
+    page_id: str | None
+    conversation: list[dict[str, Any]] = Field(description="User actions and bot messages.")
+    deliveries: list[dict[str, Any]] = Field(description="Webhooks with their attempts and bytes.")
+    sends: list[dict[str, Any]] = Field(description="Send API calls, retries marked.")
+    alerts: list[dict[str, Any]]
+    subscriptions: list[dict[str, Any]]
+    faults: list[dict[str, Any]]
+    chaos: dict[str, Any]
+    profile: dict[str, Any] = Field(description="The retry profile in force.")
+
+
+class Redelivered(_View):
+    delivery_id: str = Field(description="The new delivery.")
+    redelivers: str = Field(description="The delivery whose event was queued again.")
+
+
+class RawPostOutcome(_View):
+    ok: bool = Field(description="The callback answered as the success rule requires.")
+    status: int | None
+    error: str | None = Field(description="The connection error's type, if there was no answer.")
+    latency_ms: float
+    headers: dict[str, str] = Field(description="The headers sent, signature included.")
+    response_body: str | None = None
+
+
+class Resubscribed(_View):
+    app_id: str
+    page_id: str
+    fields: list[str]

@@ -30,6 +30,12 @@ from mock_meta.console.view import (
     mark_retries,
     send_view,
 )
+from mock_meta.control_responses import (
+    ConsoleSnapshot,
+    RawPostOutcome,
+    Redelivered,
+    Resubscribed,
+)
 from mock_meta.delivery import AppTarget
 from mock_meta.runtime import MockRuntime
 from mock_meta.state import MESSAGING_FIELDS, App
@@ -72,6 +78,7 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
         f"{PREFIX}/snapshot",
         summary="Everything the console shows, for one conversation",
         tags=["console"],
+        response_model=ConsoleSnapshot,
     )
     async def get_snapshot(psid: Id = None, page_id: Id = None) -> dict[str, Any]:
         return snapshot(rt, feed, capture, psid=psid, page_id=page_id)
@@ -80,6 +87,8 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
         f"{PREFIX}/stream",
         summary="Server-sent events: the snapshot again whenever it changes",
         tags=["console"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "snapshots"}},
     )
     async def stream(request: Request, psid: Id = None, page_id: Id = None) -> StreamingResponse:
         async def events() -> AsyncIterator[str]:
@@ -104,6 +113,7 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
         status_code=202,
         summary="Queue a delivery's event again (a new delivery, freshly signed)",
         tags=["console"],
+        response_model=Redelivered,
     )
     async def redeliver(delivery_id: Annotated[str, PathParam(max_length=40)]) -> dict[str, Any]:
         queued = capture.queued(delivery_id)
@@ -129,6 +139,7 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
         f"{PREFIX}/raw",
         summary="POST a body, byte for byte, signed with the app secret, to the app's callback",
         tags=["console"],
+        response_model=RawPostOutcome,
     )
     async def raw(body: RawEventRequest) -> dict[str, Any]:
         app = _app(rt, body.app_id)
@@ -160,6 +171,7 @@ def build_router(rt: MockRuntime, feed: ConsoleFeed, capture: WireCapture) -> AP
         f"{PREFIX}/resubscribe",
         summary="Subscribe the app to the page again (what POST /{page-id}/subscribed_apps does)",
         tags=["console"],
+        response_model=Resubscribed,
     )
     async def resubscribe(body: ResubscribeRequest | None = None) -> dict[str, Any]:
         body = body or ResubscribeRequest()
