@@ -92,6 +92,10 @@ class RedisInbox:
     def shard_of(self, psid: str) -> int:
         return shard_of(psid, self.shards)
 
+    def event_shard(self, event: InboxRecord | StoredEvent) -> int:
+        """An event's shard: its sender's (events without one are spread by their key)."""
+        return shard_of(event.sender_key or event.dedup_key, self.shards)
+
     async def open(self) -> None:
         if self._client is not None:
             return
@@ -137,7 +141,7 @@ class RedisInbox:
         for r in records:
             args += [
                 r.dedup_key,
-                self.shard_of(r.sender_key or r.dedup_key),
+                self.event_shard(r),
                 r.page_id,
                 r.sender_key,
                 r.kind,

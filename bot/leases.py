@@ -73,6 +73,25 @@ return 1
 """
 
 
+# ARGV: prefix, token, at most this many, shards... Releases held shards with no pending
+# event and no unsettled reply (see bot.inbox_redis_scripts), so no work is in flight here.
+_RELEASE_IDLE = """
+local p, token, max = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local released = {}
+for i = 4, #ARGV do
+  if #released >= max then break end
+  local s = ARGV[i]
+  if redis.call('GET', p .. ':lease:' .. s) == token
+      and redis.call('ZCARD', p .. ':pending:' .. s) == 0
+      and redis.call('ZCARD', p .. ':unsettled:' .. s) == 0 then
+    redis.call('DEL', p .. ':lease:' .. s)
+    released[#released + 1] = s
+  end
+end
+return released
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseChange:
     """What one tick changed: shards won, shards another replica holds now, live replicas."""
@@ -143,6 +162,19 @@ class ShardLeases:
             raise InboxError(f"redis lease renewal failed: {exc}") from exc
         self._owned = frozenset(kept | set(won))
         return LeaseChange(gained=won, lost=lost_shards, live=int(live))
+
+    async def release_idle(self, shards: list[int], most: int) -> list[int]:
+        """Release up to ``most`` of ``shards`` that are idle in Redis right now (rebalancing:
+        a replica over its fair share hands shards to one under it)."""
+        try:
+            answer = await self._client().eval(
+                _RELEASE_IDLE, 0, self._prefix, self._token, most, *shards
+            )
+        except RedisError as exc:
+            raise InboxError(f"redis lease release failed: {exc}") from exc
+        released = [int(s) for s in answer]
+        self._owned = self._owned - set(released)
+        return released
 
     async def release(self) -> None:
         """Give every owned shard up at once (a clean shutdown: no wait for the expiry)."""

@@ -29,6 +29,7 @@ from bot.inbox_redis import Cursors, RedisInbox
 from bot.leases import LeaseChange, ShardLeases
 from bot.metrics import BotMetrics
 from bot.settings import BotSettings
+from bot.shards import fair_share
 
 logger = logging.getLogger("bot.shards")
 
@@ -59,6 +60,9 @@ class ShardedReplica:
         self._on_lost = on_lost
         self._engine: Engine | None = None
         self._cursors: Cursors = {}
+        # While rebalancing asks Redis to release idle shards, their new events wait here.
+        self._draining: frozenset[int] = frozenset()
+        self._held: list[StoredEvent] = []
         self._tasks: list[asyncio.Task[None]] = []
         # A shard keeps its label from the start, so an alert can see it stay unowned.
         for shard in range(inbox.shards):
@@ -126,6 +130,8 @@ class ShardedReplica:
         change = await self.leases.tick(claim=claim)
         self._metrics.replicas_live.set(change.live)
         await self._apply(change)
+        if claim:
+            await self._rebalance(change.live)
         self._set_owned_gauges()
         now = time.time()
         for shard, (pending, oldest) in enumerate(await self.inbox.shard_lag()):
@@ -165,6 +171,34 @@ class ShardedReplica:
             extra={"log_type": "lifecycle", "shards": shards},
         )
 
+    async def _rebalance(self, live: int) -> None:
+        """Over the fair share (a replica joined): release idle shards for it to claim.
+
+        Idle means no pending event and no unsettled reply in Redis, so nothing of the
+        shard is in this engine; new events of the candidates are held meanwhile and go to
+        the engine only for the shards this replica keeps."""
+        owned = self.leases.owned()
+        surplus = len(owned) - fair_share(self.inbox.shards, live=live)
+        if surplus <= 0:
+            return
+        self._draining = owned
+        try:
+            released = await self.leases.release_idle(sorted(owned, reverse=True), surplus)
+        finally:
+            self._draining = frozenset()
+            held, self._held = self._held, []
+        for shard in released:
+            self._cursors.pop(shard, None)
+        kept = [e for e in held if self.inbox.event_shard(e) not in released]
+        if kept and self._engine is not None:
+            self._engine.submit(kept)
+        if released:
+            self._metrics.shard_claims.labels(outcome="released").inc(len(released))
+            logger.info(
+                "idle shards released for a replica under its share",
+                extra={"log_type": "lifecycle", "shards": released},
+            )
+
     def _set_owned_gauges(self) -> None:
         owned = self.leases.owned()
         self._metrics.shards_owned.set(len(owned))
@@ -194,6 +228,9 @@ class ShardedReplica:
             for shard, cursor in cursors.items():
                 if shard in self._cursors:
                     self._cursors[shard] = cursor
+            if self._draining:
+                self._held += [e for e in events if self.inbox.event_shard(e) in self._draining]
+                events = [e for e in events if self.inbox.event_shard(e) not in self._draining]
             if events and self._engine is not None:
                 self._engine.submit(events)
 

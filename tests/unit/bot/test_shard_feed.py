@@ -132,3 +132,22 @@ async def test_a_replica_that_lost_its_lease_to_a_peer_is_told_to_stop(replicas:
 async def _ticked_to(replica: Replica, owned: int) -> bool:
     await replica.runtime.tick()
     return len(replica.runtime.leases.owned()) == owned
+
+
+async def test_a_replica_over_its_share_hands_only_idle_shards_to_a_newcomer(
+    replicas: Any,
+) -> None:
+    first = await replicas(lease_seconds=5.0)
+    await first.runtime.tick()
+    assert first.runtime.leases.owned() == set(range(SHARDS))
+    inbox = first.runtime.inbox
+    (busy,) = await inbox.enqueue([record("a")])  # pending: its shard is not idle
+    busy_shard = inbox.event_shard(busy)
+
+    newcomer = await replicas(lease_seconds=5.0)  # joins: heartbeat only
+    await first.runtime.tick()  # over its share now: releases the idle shard only
+    assert first.runtime.leases.owned() == {busy_shard}
+    await newcomer.runtime.tick()
+    assert newcomer.runtime.leases.owned() == {1 - busy_shard}
+    released = {"outcome": "released"}
+    assert first.metrics.registry.get_sample_value("bot_shard_claims_total", released) == 1
