@@ -77,7 +77,7 @@ class RedisInbox:
         self.ownership = ownership
         self._url = url
         self._feed_max_len = feed_max_len
-        self._timeout = timeout
+        self.timeout = timeout
         self._clock = clock
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -103,8 +103,8 @@ class RedisInbox:
         client = aioredis.Redis.from_url(
             self._url,
             decode_responses=True,
-            socket_timeout=self._timeout,
-            socket_connect_timeout=self._timeout,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         )
         self._scripts = {

@@ -57,6 +57,8 @@ class ShardedReplica:
         self.leases = leases
         self._metrics = metrics
         self._interval = claim_interval
+        # A blocking read must return well within the socket timeout.
+        self._block_ms = max(10, min(_FEED_BLOCK_MS, int(inbox.timeout * 1000 / 2)))
         self._on_lost = on_lost
         self._engine: Engine | None = None
         self._cursors: Cursors = {}
@@ -220,7 +222,7 @@ class ShardedReplica:
                 continue
             cursors = dict(self._cursors)
             try:
-                events = await self.inbox.read_feed(cursors, _FEED_BLOCK_MS)
+                events = await self.inbox.read_feed(cursors, self._block_ms)
             except InboxError as exc:
                 logger.error("shard feed read failed: %s", exc, extra={"log_type": "worker"})
                 await asyncio.sleep(_RETRY_SECONDS)

@@ -26,6 +26,7 @@ from tests.system.test_crash_loop import Traffic  # the same paced users
 pytestmark = [pytest.mark.system, pytest.mark.timeout(150)]
 
 USERS = 20
+SENDERS = 6
 SHARDS = 16
 BOT_ENV = {
     "LOG_LEVEL": "WARNING",
@@ -57,10 +58,14 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
             def answered() -> int:
                 return int(mock.get("/_mock/journal/summary").json()["answered"])
 
-            traffic = Traffic(mock, users)
-            traffic.start()
+            # Paced senders in parallel (the failover run: about 100 messages/s),
+            # each with its own users so each user's messages stay in order.
+            traffic = [Traffic(mock, users[n::SENDERS]) for n in range(SENDERS)]
+            for sender in traffic:
+                sender.start()
+            started = time.monotonic()
             try:
-                wait_until(lambda: answered() >= 100, timeout=60, what="answers before the kill")
+                wait_until(lambda: answered() >= 300, timeout=60, what="answers before the kill")
                 victim = split.index(max(split))
                 stack.kill(victim)
                 killed_at = time.monotonic()
@@ -72,21 +77,28 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
                 )
                 takeover = time.monotonic() - killed_at
                 after = answered()
-                wait_until(lambda: answered() >= after + 100, timeout=60, what="answers after")
+                wait_until(lambda: answered() >= after + 300, timeout=60, what="answers after")
             finally:
-                traffic.stopped.set()
-                traffic.join(10)
+                for sender in traffic:
+                    sender.stopped.set()
+                for sender in traffic:
+                    sender.join(10)
+            sent = sum(sender.sent for sender in traffic)
+            offered = sent / (time.monotonic() - started)
 
             def settled() -> dict[str, Any] | None:
                 summary: dict[str, Any] = mock.get("/_mock/journal/summary").json()
-                done = summary["actions"] == traffic.sent and summary["unanswered"] == 0
+                done = summary["actions"] == sent and summary["unanswered"] == 0
                 return summary if done else None
 
             final = wait_until(settled, timeout=60, what="every message answered")
             out_of_order = [u for u in users if not _in_order(_reply_numbers(mock, u))]
 
-    print(f"\nfailover: shards served again {takeover:.1f} s after kill -9; {final}")
-    assert final["answered"] == traffic.sent > 200  # 0 lost
+    print(
+        f"\nfailover at {offered:.0f} messages/s offered: shards served again {takeover:.1f} s"
+        f" after kill -9; {final}"
+    )
+    assert final["answered"] == sent > 600  # 0 lost
     assert final["extra_replies"] == 0  # 0 doubled
     assert out_of_order == []
     assert takeover <= TAKEOVER_BUDGET_SECONDS
