@@ -5,7 +5,8 @@
 ...     stack.kill(0)                    # kill -9 replica 0 and close its port
 ...     stack.shards_owned()             # per live replica, from its /metrics
 
-The HAProxy settings match ``deploy/haproxy.cfg`` (change both together).
+HAProxy runs with ``loadtests.haproxy.haproxy_config`` (the settings of
+``deploy/haproxy.cfg``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import TracebackType
 
 import httpx
 
+from loadtests.haproxy import haproxy_config
 from loadtests.processes import (
     HOST,
     ServiceProcess,
@@ -27,36 +29,6 @@ from loadtests.processes import (
     listening_socket,
     mock_meta_service,
 )
-
-_HAPROXY_CFG = """
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 5s
-    option http-buffer-request
-    retries 3
-    retry-on conn-failure empty-response 503
-    option redispatch 1
-frontend webhook
-    bind {host}:{front_port}
-    default_backend bots
-backend bots
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 1
-{servers}
-"""
-
-
-def haproxy_config(front_port: int, backend_ports: list[int]) -> str:
-    servers = "\n".join(
-        f"    server bot{n} {HOST}:{port} check" for n, port in enumerate(backend_ports, 1)
-    )
-    return _HAPROXY_CFG.format(host=HOST, front_port=front_port, servers=servers)
 
 
 @dataclass
