@@ -3,6 +3,7 @@
 >>> with RedisServer.start(tmp_path) as server:   # doctest: +SKIP
 ...     server.url            # redis://127.0.0.1:<port>/0
 ...     server.kill()         # kill -9, as a crash would
+...     server.restart()      # same port and data: the AOF is replayed
 
 AOF on (``appendonly yes``, ``appendfsync`` as given), no RDB snapshots, data in ``workdir``.
 The fixtures in ``tests/conftest.py`` (``redis_server``, ``start_redis``) wrap this class.
@@ -30,7 +31,8 @@ class RedisServer:
     binary: str
     workdir: Path
     port: int
-    popen: subprocess.Popen[bytes]
+    appendfsync: str
+    popen: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -42,36 +44,40 @@ class RedisServer:
     ) -> RedisServer:
         """Start on a free port (a new one if it was taken meanwhile) and wait for PING."""
         workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(START_ATTEMPTS):
-            port = free_port()
-            log = (workdir / "redis.log").open("ab")
-            popen = subprocess.Popen(
+        for _ in range(START_ATTEMPTS):
+            server = cls(binary, workdir, free_port(), appendfsync)
+            if server.restart():
+                return server
+        tail = (workdir / "redis.log").read_text(errors="replace")[-2000:]
+        raise StartupError(f"redis-server did not start:\n{tail}")
+
+    def restart(self) -> bool:
+        """(Re)start on the same port and data folder (the AOF is replayed); True once ready."""
+        self.stop()
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.popen = subprocess.Popen(
                 [
-                    *(binary, "--port", str(port), "--bind", "127.0.0.1"),
-                    *("--save", "", "--appendonly", "yes", "--appendfsync", appendfsync),
-                    *("--dir", str(workdir), "--daemonize", "no"),
+                    *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                    *("--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync),
+                    *("--dir", str(self.workdir), "--daemonize", "no"),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            log.close()
-            server = cls(binary, workdir, port, popen)
-            if server._wait_ready():
-                return server
-            server.stop()
-            if attempt == START_ATTEMPTS - 1:
-                tail = (workdir / "redis.log").read_text(errors="replace")[-2000:]
-                raise StartupError(f"redis-server did not start:\n{tail}")
-        raise AssertionError("unreachable")
+        if self._wait_ready():
+            return True
+        self.stop()
+        return False
 
     def kill(self) -> None:
         """kill -9: whatever was acknowledged is only as safe as ``appendfsync`` made it."""
-        self.popen.kill()
-        self.popen.wait(10)
+        if self.popen is not None:
+            self.popen.kill()
+            self.popen.wait(10)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
+        if self.popen is not None and self.popen.poll() is None:
             self.popen.terminate()
             try:
                 self.popen.wait(10)
@@ -82,7 +88,7 @@ class RedisServer:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
         with contextlib.closing(client):
-            while self.popen.poll() is None:
+            while self.popen is not None and self.popen.poll() is None:
                 with contextlib.suppress(redis.RedisError):
                     if client.ping():
                         return True
