@@ -6,6 +6,9 @@
 ...                                                              # doctest: +SKIP
 >>> await replica.stop(); await engine.stop(); await replica.release()  # doctest: +SKIP
 
+Shutdown keeps that order: the feed stops first, the leases are renewed while the engine
+finishes its in-flight work, and only then are they released.
+
 Any replica's edge stores any event; only the owner of the event's shard runs it. The edge's
 own ``submit`` is therefore not used (``sink``): the owner follows each owned shard's feed
 stream and submits what appears there. When a shard is gained (a peer died, or at start-up)
@@ -65,7 +68,9 @@ class ShardedReplica:
         # While rebalancing asks Redis to release idle shards, their new events wait here.
         self._draining: frozenset[int] = frozenset()
         self._held: list[StoredEvent] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._lease_task: asyncio.Task[None] | None = None
+        self._feed_task: asyncio.Task[None] | None = None
+        self._stopping = False
         # A shard keeps its label from the start, so an alert can see it stay unowned.
         for shard in range(inbox.shards):
             metrics.shard_owned.labels(shard=str(shard)).set(0)
@@ -99,22 +104,24 @@ class ShardedReplica:
         """Join (heartbeat without claiming, so peers started together can register), then
         claim and feed from the next tick on."""
         self._engine = engine
+        self._stopping = False
         await self._tick(claim=False)
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._lease_loop(), name="shard-leases"),
-            loop.create_task(self._feed_loop(), name="shard-feed"),
-        ]
+        self._lease_task = loop.create_task(self._lease_loop(), name="shard-leases")
+        self._feed_task = loop.create_task(self._feed_loop(), name="shard-feed")
 
     async def stop(self) -> None:
-        """Stop claiming and feeding (before the engine stops); the leases are still held."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Before the engine stops: no more events fed, no more shards claimed. The leases
+        are still renewed while the engine finishes its in-flight work."""
+        self._stopping = True
+        await _cancel(self._feed_task)
+        self._feed_task = None
 
     async def release(self) -> None:
         """After the engine stopped: hand the shards over now instead of at lease expiry."""
+        self._stopping = True
+        await _cancel(self._lease_task)
+        self._lease_task = None
         owned = len(self.leases.owned())
         try:
             await self.leases.release()
@@ -211,7 +218,7 @@ class ShardedReplica:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await self._tick(claim=True)
+                await self._tick(claim=not self._stopping)
             except InboxError as exc:  # Redis away: leases lapse; fenced writes keep us safe
                 logger.error("shard lease tick failed: %s", exc, extra={"log_type": "lifecycle"})
 
@@ -235,6 +242,12 @@ class ShardedReplica:
                 events = [e for e in events if self.inbox.event_shard(e) not in self._draining]
             if events and self._engine is not None:
                 self._engine.submit(events)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 class _FeedOnlySink:

@@ -113,3 +113,47 @@ def _reply_numbers(mock: httpx.Client, psid: str) -> list[int]:
 
 def _in_order(numbers: list[int]) -> bool:
     return all(a < b for a, b in itertools.pairwise(numbers))
+
+
+def test_a_replica_stopped_cleanly_hands_its_shards_over_before_its_lease_would_expire(
+    start_redis: Callable[[], RedisServer], tmp_path: Path
+) -> None:
+    haproxy = require_binary("haproxy")
+    server = start_redis()
+    with ReplicaStack.start(
+        tmp_path / "run", server.url, haproxy_binary=haproxy, replicas=2, bot_env=BOT_ENV
+    ) as stack:
+        wait_until(
+            lambda: (owned := stack.shards_owned()) and sum(owned) == SHARDS and min(owned) > 0,
+            timeout=30,
+            what="the shards split between the replicas",
+        )
+        with httpx.Client(base_url=stack.mock_url, timeout=10) as mock:
+            users = [mock.post("/_mock/users", json={}).json()["psid"] for _ in range(USERS)]
+            traffic = Traffic(mock, users)
+            traffic.start()
+            try:
+                wait_until(lambda: traffic.sent >= 50, timeout=60, what="traffic")
+                stopped_at = time.monotonic()
+                stack.bots[0].close()  # SIGTERM: drain, then release the leases
+                wait_until(
+                    lambda: stack.shards_owned() == [SHARDS],
+                    timeout=30,
+                    interval=0.1,
+                    what="the survivor owns every shard",
+                )
+                handover = time.monotonic() - stopped_at
+            finally:
+                traffic.stopped.set()
+                traffic.join(10)
+
+            def settled() -> dict[str, Any] | None:
+                summary: dict[str, Any] = mock.get("/_mock/journal/summary").json()
+                done = summary["actions"] == traffic.sent and summary["unanswered"] == 0
+                return summary if done else None
+
+            final = wait_until(settled, timeout=60, what="every message answered")
+
+    print(f"\nclean stop: shards handed over {handover:.1f} s after SIGTERM; {final}")
+    assert final["answered"] == traffic.sent and final["extra_replies"] == 0
+    assert handover < 5.0  # the default lease: released, not waited out

@@ -84,6 +84,7 @@ async def replicas(redis_server: Any, redis_prefix: str) -> AsyncIterator[Any]:
     yield make
     for replica in made:
         await replica.runtime.stop()
+        await replica.runtime.release()
         await replica.runtime.inbox.close()
 
 
