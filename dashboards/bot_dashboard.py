@@ -382,6 +382,7 @@ def _shards() -> list[PanelBuilder]:
                 ),
             ],
             alerts=("BotShardWithoutOwner",),
+            may_be_empty=True,  # no shard without owner, or a SQLite bot
             width=8,
         ),
         timeseries(
@@ -390,6 +391,7 @@ def _shards() -> list[PanelBuilder]:
             "short",
             [Target(f"max by (shard) (bot_shard_pending_events{sel()})", "shard {{shard}}")],
             alerts=("BotShardLagGrowing",),
+            may_be_empty=True,  # a SQLite bot has no shards
             width=8,
         ),
         timeseries(
