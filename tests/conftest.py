@@ -54,13 +54,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def start_redis(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
-    """``start_redis()`` -> a private ``redis-server`` (for tests that kill it); stopped after."""
+def start_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """``start_redis(appendfsync="everysec")`` -> a private ``redis-server`` (for tests that
+    kill or restart it); stopped after the test."""
     binary = require_binary("redis-server")
     servers: list[RedisServer] = []
 
-    def start() -> RedisServer:
-        servers.append(RedisServer.start(tmp_path / f"redis{len(servers)}", binary=binary))
+    def start(appendfsync: str = "everysec") -> RedisServer:
+        workdir = tmp_path / f"redis{len(servers)}"
+        servers.append(RedisServer.start(workdir, binary=binary, appendfsync=appendfsync))
         return servers[-1]
 
     yield start

@@ -106,3 +106,19 @@ async def test_the_feed_hands_over_events_stored_after_the_cursor(
     events = await inbox.read_feed(cursors, block_ms=1_000)
     assert [e.dedup_key for e in events] == ["new"]
     assert await inbox.read_feed(cursors, block_ms=10) == []
+
+
+async def test_what_was_acknowledged_survives_a_redis_crash_and_restart(
+    start_redis: Any, redis_prefix: str
+) -> None:
+    server = start_redis(appendfsync="always")
+    inbox = RedisInbox(server.url, prefix=redis_prefix, shards=SHARDS)
+    await inbox.open()
+    try:
+        stored = await inbox.enqueue([record("a"), record("b")])  # the edge would ack now
+        server.kill()
+        assert server.restart()
+        assert [e.id for e in await inbox.pending()] == [e.id for e in stored if e is not None]
+        assert await inbox.enqueue([record("a")]) == [None]  # and Meta's retry is a duplicate
+    finally:
+        await inbox.close()
