@@ -86,12 +86,9 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
             sent = sum(sender.sent for sender in traffic)
             offered = sent / (time.monotonic() - started)
 
-            def settled() -> dict[str, Any] | None:
-                summary: dict[str, Any] = mock.get("/_mock/journal/summary").json()
-                done = summary["actions"] == sent and summary["unanswered"] == 0
-                return summary if done else None
-
-            final = wait_until(settled, timeout=60, what="every message answered")
+            final = wait_until(
+                lambda: _settled(mock, sent), timeout=60, what="every message answered"
+            )
             out_of_order = [u for u in users if not _in_order(_reply_numbers(mock, u))]
 
     print(
@@ -102,6 +99,12 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
     assert final["extra_replies"] == 0  # 0 doubled
     assert out_of_order == []
     assert takeover <= TAKEOVER_BUDGET_SECONDS
+
+
+def _settled(mock: httpx.Client, sent: int) -> dict[str, Any] | None:
+    """The journal summary once every message sent was answered, else None."""
+    summary: dict[str, Any] = mock.get("/_mock/journal/summary").json()
+    return summary if summary["actions"] == sent and summary["unanswered"] == 0 else None
 
 
 def _reply_numbers(mock: httpx.Client, psid: str) -> list[int]:
@@ -147,12 +150,9 @@ def test_a_replica_stopped_cleanly_hands_its_shards_over_before_its_lease_would_
                 traffic.stopped.set()
                 traffic.join(10)
 
-            def settled() -> dict[str, Any] | None:
-                summary: dict[str, Any] = mock.get("/_mock/journal/summary").json()
-                done = summary["actions"] == traffic.sent and summary["unanswered"] == 0
-                return summary if done else None
-
-            final = wait_until(settled, timeout=60, what="every message answered")
+            final = wait_until(
+                lambda: _settled(mock, traffic.sent), timeout=60, what="every message answered"
+            )
 
     print(f"\nclean stop: shards handed over {handover:.1f} s after SIGTERM; {final}")
     assert final["answered"] == traffic.sent and final["extra_replies"] == 0
