@@ -1,4 +1,4 @@
-"""``python -m bench [ack|e2e|mock|send|all]`` — measure, in one run, and print ratios.
+"""``python -m bench [ack|e2e|mock|send|replicas|all]`` — measure, in one run, and print ratios.
 
 Each phase starts its own processes on free loopback ports, pins the receiver under test
 to core 0 and everything else (wrk, the open-loop generator, the Send API stub, this
@@ -22,7 +22,9 @@ from typing import Any
 from bench.procs import LOAD_CPU, BenchError, cpu_count, cpu_pressure, pin_self
 from bench.runner import Run
 
-PHASES = ("ack", "e2e", "mock", "send")
+PHASES = ("ack", "e2e", "mock", "send", "replicas")
+# `all`: the replicas phase needs redis-server and haproxy and takes minutes; run it by name.
+ALL_PHASES = ("ack", "e2e", "mock", "send")
 NOISY_PRESSURE = 0.05
 
 
@@ -40,6 +42,10 @@ def _phase(name: str) -> Callable[[Run], Any]:
         from bench.mock_bench import run_mock
 
         return run_mock
+    if name == "replicas":
+        from bench.replicas import run_replicas
+
+        return run_replicas
     from bench.send_paths import run_send
 
     return run_send
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         probe_rate=args.probe_rate,
         stub_latency_ms=args.stub_latency_ms,
     )
-    phases = PHASES if args.phase == "all" else (args.phase,)
+    phases = ALL_PHASES if args.phase == "all" else (args.phase,)
     machine = _machine()
     started = time.time()
     print(

@@ -20,7 +20,7 @@ Targets (bot issue): bot sustained >= 2x Express's, with the bot's p99 ack < 50 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -179,12 +179,17 @@ def next_rate(rate: float, passed: list[float], missed: list[float]) -> float | 
     return (low + high) / 2
 
 
-def measure(run: Run, name: str) -> dict[str, Any]:
-    probe = _fresh_step(run, name, run.probe_rate, run.probe_seconds)
+def measure(
+    run: Run, name: str, fresh_step: Callable[[Run, str, float, float], Step] | None = None
+) -> dict[str, Any]:
+    """The overload probe, then the sustain search; ``fresh_step`` runs one step (another
+    phase may bring its own receivers, e.g. ``bench.replicas``)."""
+    step = fresh_step or _fresh_step
+    probe = step(run, name, run.probe_rate, run.probe_seconds)
     rate: float | None = max(0.9 * probe.reply_rate, START_RATE)
     steps: list[Step] = []
     while rate is not None and len(steps) < run.search_steps:
-        steps.append(_fresh_step(run, name, rate, run.seconds))
+        steps.append(step(run, name, rate, run.seconds))
         passed = [s.rate for s in steps if s.passed]
         missed = [s.rate for s in steps if not s.passed]
         rate = next_rate(rate, passed, missed)

@@ -106,7 +106,12 @@ def reset_stub(stub: Target) -> None:
 
 
 def start_bot(
-    log_dir: Path, graph_base: str, *, name: str = "bot", extra_env: dict[str, str] | None = None
+    log_dir: Path,
+    graph_base: str,
+    *,
+    name: str = "bot",
+    extra_env: dict[str, str] | None = None,
+    cpu: int | None = RECEIVER_CPU,
 ) -> Target:
     """The bot as users run it (``messenger-bot serve``) with a fresh durable inbox."""
     port = free_port()
@@ -120,9 +125,7 @@ def start_bot(
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    service = Service.start(
-        name, [PY, "-m", "bot.cli", "serve"], cpu=RECEIVER_CPU, log_dir=log_dir, env=env
-    )
+    service = Service.start(name, [PY, "-m", "bot.cli", "serve"], cpu=cpu, log_dir=log_dir, env=env)
     service.wait_ready(port, "/healthz", timeout=30.0)
     return Target(name, port, service)
 

@@ -15,6 +15,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -35,6 +36,9 @@ from bot.settings import BotSettings
 from bot.tracing import build_tracer_provider, instrument_app
 from bot.webhook import WebhookEdge
 from bot.webhook_lane import WebhookLane
+
+if TYPE_CHECKING:
+    from bot.shard_feed import ShardedReplica
 
 log = logging.getLogger("bot.app")
 
@@ -67,7 +71,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            the_inbox = inbox if inbox is not None else _default_inbox(settings, metrics)
+            replica = _sharded_replica(settings, metrics) if inbox is None else None
+            the_inbox = (
+                inbox
+                if inbox is not None
+                else replica.inbox
+                if replica is not None
+                else _default_inbox(settings, metrics)
+            )
             await the_inbox.open()
             if inbox is None:
                 stack.push_async_callback(the_inbox.close)
@@ -88,14 +99,23 @@ def create_app(
                 metrics=metrics,
                 tracer=tracer,
             )
+            if replica is not None:  # leases are handed over once the engine has stopped
+                stack.push_async_callback(replica.release)
             await pool.start()
             lag_monitor = LoopLagMonitor(metrics.event_loop_lag)
             lag_monitor.start()
             stack.push_async_callback(lag_monitor.stop)
             # Callbacks run last-in first-out: pool first, then Send API, then inbox.
             stack.push_async_callback(pool.stop, settings.shutdown_grace_seconds)
+            if replica is not None:
+                await replica.start(pool)
+                stack.push_async_callback(replica.stop)
             stack.callback(edge.detach)
-            edge.attach(the_inbox, pool, _inbox_guard(settings, own_inbox=inbox is None))
+            edge.attach(
+                the_inbox,
+                pool if replica is None else replica.sink(pool),
+                _inbox_guard(settings, own_inbox=inbox is None),
+            )
             purger = asyncio.create_task(
                 _purge_forever(the_inbox, settings.dedup_retention_seconds), name="inbox-purge"
             )
@@ -167,6 +187,12 @@ def _inbox_guard(settings: BotSettings, *, own_inbox: bool) -> InboxFileGuard | 
     if not own_inbox or settings.inbox_backend != "sqlite":
         return None
     return InboxFileGuard(settings.inbox_path)
+def _sharded_replica(settings: BotSettings, metrics: BotMetrics) -> ShardedReplica | None:
+    if settings.inbox_backend != "redis":
+        return None
+    from bot.shard_feed import ShardedReplica
+
+    return ShardedReplica.from_settings(settings, metrics)
 
 
 def _default_inbox(settings: BotSettings, metrics: BotMetrics) -> Inbox:

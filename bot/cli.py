@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.inbox import Inbox
 from bot.settings import BotSettings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_STARTUP = 0, 1, 2, 3
@@ -56,19 +57,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_USAGE if profile_settings is None else run_profile_command(args, profile_settings)
         )
     inbox_path = args.inbox
+    inbox: Inbox | None = None
     if inbox_path is None:
         settings = _settings(**_NO_SECRETS)
         if settings is None:
             return EXIT_USAGE
         inbox_path = settings.inbox_path
-    if not Path(inbox_path).exists():
-        print(f"messenger-bot: no inbox at {inbox_path}", file=sys.stderr)
-        return EXIT_FAILURE
+        if settings.inbox_backend == "redis":  # every shard: operators see the whole cluster
+            from bot.inbox_redis import RedisInbox
+
+            inbox = RedisInbox(
+                settings.redis_url.get_secret_value(),
+                prefix=settings.redis_key_prefix,
+                shards=settings.redis_shards,
+                timeout=settings.redis_timeout_seconds,
+            )
+    if inbox is None:
+        if not Path(inbox_path).exists():
+            print(f"messenger-bot: no inbox at {inbox_path}", file=sys.stderr)
+            return EXIT_FAILURE
+        from bot.inbox_sqlite import SqliteInbox
+
+        inbox = SqliteInbox(Path(inbox_path))
     if args.action == "list":
-        return asyncio.run(_list_dead_letters(Path(inbox_path), args.limit, as_json=args.json))
+        return asyncio.run(_list_dead_letters(inbox, args.limit, as_json=args.json))
     if args.all:
-        return asyncio.run(_replay(Path(inbox_path), None, None))
-    return asyncio.run(_replay(Path(inbox_path), args.ids or [], args.reply_ids or []))
+        return asyncio.run(_replay(inbox, None, None))
+    return asyncio.run(_replay(inbox, args.ids or [], args.reply_ids or []))
 
 
 def serve(*, fd: int | None = None) -> int:
@@ -132,10 +147,7 @@ def _name(error: Any) -> str:
     return str(loc[0])
 
 
-async def _list_dead_letters(path: Path, limit: int, *, as_json: bool) -> int:
-    from bot.inbox_sqlite import SqliteInbox
-
-    inbox = SqliteInbox(path)
+async def _list_dead_letters(inbox: Inbox, limit: int, *, as_json: bool) -> int:
     await inbox.open()
     try:
         dead = await inbox.dead_letters(limit)
@@ -180,10 +192,7 @@ async def _list_dead_letters(path: Path, limit: int, *, as_json: bool) -> int:
     return EXIT_OK
 
 
-async def _replay(path: Path, ids: list[int] | None, reply_ids: list[int] | None) -> int:
-    from bot.inbox_sqlite import SqliteInbox
-
-    inbox = SqliteInbox(path)
+async def _replay(inbox: Inbox, ids: list[int] | None, reply_ids: list[int] | None) -> int:
     await inbox.open()
     try:
         count = await inbox.replay(ids, reply_ids)
@@ -205,7 +214,11 @@ def _parser() -> argparse.ArgumentParser:
     actions = dead.add_subparsers(dest="action", required=True)
     for name in ("list", "replay"):
         action = actions.add_parser(name)
-        action.add_argument("--inbox", type=Path, help="SQLite inbox file (default: INBOX_PATH)")
+        action.add_argument(
+            "--inbox",
+            type=Path,
+            help="SQLite inbox file (default: INBOX_PATH, or Redis with INBOX_BACKEND=redis)",
+        )
         if name == "list":
             action.add_argument("--json", action="store_true", help="machine-readable output")
             action.add_argument("--limit", type=int, default=100)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from bot.inbox import Inbox, StoredEvent, WindowStore
+from bot.inbox import Inbox, StoredEvent, StoredReply, WindowStore
 from bot.lane import Lane
 from bot.metrics import BotMetrics
 from bot.outbox import ReplyOutbox
@@ -152,6 +152,12 @@ class Engine:
             self._probe.start()
         self.submit(pending)
         self._poll_task = asyncio.get_running_loop().create_task(self._poll_replays())
+
+    def adopt(self, replies: Iterable[StoredReply], events: Iterable[StoredEvent]) -> None:
+        """Take over work a stopped replica left (its shards): its unsettled replies first,
+        those of unknown fate waiting for their echoes, then its pending events."""
+        self._outbox.restore(replies)
+        self.submit(events)
 
     def submit(self, events: Iterable[StoredEvent | None]) -> None:
         """Schedule stored events (``None`` entries, i.e. duplicates, are skipped). Never blocks."""

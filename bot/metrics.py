@@ -86,6 +86,7 @@ DROP_REASONS = (
 SETTLEMENT_OUTCOMES = ("echo", "resent", "dropped")
 SETTLED_STATES = ("sent", "dropped", "dead")
 INBOX_WRITES = ("commit", "reply_state")
+SHARD_CLAIM_OUTCOMES = ("gained", "lost", "released")
 
 
 class BotMetrics:
@@ -283,6 +284,35 @@ class BotMetrics:
             ["result"],
             registry=registry,
         )
+        # Redis inbox shards (INBOX_BACKEND=redis; docs/scaling.md). ``shard`` is the shard
+        # index, bounded by REDIS_SHARDS; every replica reports every shard's lag.
+        self.shards_owned = Gauge(
+            "bot_shards_owned", "Shards this replica holds the lease of.", registry=registry
+        )
+        self.shard_owned = Gauge(
+            "bot_shard_owned", "1 while this replica owns the shard.", ["shard"], registry=registry
+        )
+        self.shard_claims = Counter(
+            "bot_shard_claims_total",
+            "Shard lease changes of this replica (gained, lost to another, released).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.shard_pending = Gauge(
+            "bot_shard_pending_events",
+            "Events stored and not handled yet in the shard (its consumer lag).",
+            ["shard"],
+            registry=registry,
+        )
+        self.shard_oldest_age = Gauge(
+            "bot_shard_oldest_pending_age_seconds",
+            "Age of the shard's oldest pending event (0 when none).",
+            ["shard"],
+            registry=registry,
+        )
+        self.replicas_live = Gauge(
+            "bot_replicas_live", "Replicas with a recent heartbeat in Redis.", registry=registry
+        )
         self.build_info = Gauge(
             "bot_build_info",
             "Build information; the value is always 1.",
@@ -326,6 +356,8 @@ class BotMetrics:
             self.inbox_write_retries.labels(write=write)
         for result in REPLY_SLO_RESULTS:
             self.reply_slo_events.labels(result=result)
+        for outcome in SHARD_CLAIM_OUTCOMES:
+            self.shard_claims.labels(outcome=outcome)
 
 
 def error_code_label(code: int | str | None) -> str:

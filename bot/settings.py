@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,13 +77,30 @@ class BotSettings(BaseSettings):
     )
 
     # --- Durable inbox ---
-    inbox_backend: Literal["sqlite", "memory"] = Field(default="sqlite", alias="INBOX_BACKEND")
+    inbox_backend: Literal["sqlite", "memory", "redis"] = Field(
+        default="sqlite", alias="INBOX_BACKEND"
+    )
     inbox_path: Path = Field(default=Path("var/inbox.db"), alias="INBOX_PATH")
     # FULL survives power loss; NORMAL survives process crashes (kill -9) only.
     inbox_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
         default="FULL", alias="INBOX_SYNCHRONOUS"
     )
     dedup_retention_seconds: float = Field(default=7 * 24 * 3600, alias="DEDUP_RETENTION_SECONDS")
+
+    # --- Redis inbox (INBOX_BACKEND=redis; docs/scaling.md) ---
+    # May carry a password, hence secret: never logged.
+    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), alias="REDIS_URL")
+    redis_key_prefix: str = Field(default="mhb", min_length=1, alias="REDIS_KEY_PREFIX")
+    # Fixed for the life of the data: events are placed by hash(PSID) mod this.
+    redis_shards: int = Field(default=16, ge=1, le=1024, alias="REDIS_SHARDS")
+    # A shard whose owner stops renewing is taken over after at most lease + claim interval.
+    redis_lease_seconds: float = Field(default=5.0, gt=0, alias="REDIS_LEASE_SECONDS")
+    redis_claim_interval_seconds: float = Field(
+        default=1.0, gt=0, alias="REDIS_CLAIM_INTERVAL_SECONDS"
+    )
+    redis_timeout_seconds: float = Field(default=2.0, gt=0, alias="REDIS_TIMEOUT_SECONDS")
+    # New-event notices kept per shard (ids only); the owner reads them within milliseconds.
+    redis_feed_max_len: int = Field(default=100_000, ge=1_000, alias="REDIS_FEED_MAX_LEN")
 
     # --- Workers ---
     worker_concurrency: int = Field(default=64, alias="WORKER_CONCURRENCY")
@@ -150,6 +167,14 @@ class BotSettings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> BotSettings:
+        if self.redis_claim_interval_seconds * 2 > self.redis_lease_seconds:
+            raise ValueError(
+                "REDIS_CLAIM_INTERVAL_SECONDS must be at most half of REDIS_LEASE_SECONDS"
+            )
+        return self
 
     def app_secrets(self) -> list[bytes]:
         """Secrets accepted for signatures, current first (two during a rotation)."""

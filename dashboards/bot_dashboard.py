@@ -392,6 +392,48 @@ def _inbox() -> list[PanelBuilder]:
     ]
 
 
+def _shards() -> list[PanelBuilder]:
+    """INBOX_BACKEND=redis only (docs/scaling.md); empty panels on a SQLite bot."""
+    return [
+        timeseries(
+            "Shards owned per replica",
+            "Shard leases each replica holds; a killed replica's shards move to the "
+            "survivors within REDIS_LEASE_SECONDS plus one claim interval.",
+            "short",
+            [
+                Target(f"sum by (instance) (bot_shards_owned{sel()})", "{{instance}}"),
+                Target(
+                    f"count(sum by (shard) (bot_shard_owned{sel()}) == 0)", "shards without owner"
+                ),
+            ],
+            alerts=("BotShardWithoutOwner",),
+            may_be_empty=True,  # no shard without owner, or a SQLite bot
+            width=8,
+        ),
+        timeseries(
+            "Shard lag (pending events)",
+            "Events stored and not handled per shard: each shard's consumer lag.",
+            "short",
+            [Target(f"max by (shard) (bot_shard_pending_events{sel()})", "shard {{shard}}")],
+            alerts=("BotShardLagGrowing",),
+            may_be_empty=True,  # a SQLite bot has no shards
+            width=8,
+        ),
+        timeseries(
+            "Shard lease changes",
+            "Leases gained, lost to another replica (a stall) and released at shutdown.",
+            "short",
+            [
+                Target(
+                    f"sum by (outcome) (increase(bot_shard_claims_total{sel()}[{RATE}]))",
+                    "{{outcome}}",
+                )
+            ],
+            width=8,
+        ),
+    ]
+
+
 def _send_api() -> list[PanelBuilder]:
     send = "bot_send_api_requests_total"
     return [
@@ -577,6 +619,7 @@ def build(runbook_base: str) -> dash.Dashboard:
         ("Webhook ingest", _ingest()),
         ("Events and handlers", _events()),
         ("Inbox and workers", _inbox()),
+        ("Redis shards", _shards()),
         ("Send API", _send_api()),
         ("Time to first reply (SLO)", _reply_slo()),
     )

@@ -79,6 +79,12 @@ class ServiceProcess:
 
     def start(self, ready_timeout: float = 30.0) -> None:
         """Start the process and return once ``ready_url`` answers 200."""
+        self.spawn()
+        self.wait_ready(ready_timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting (from the thread that will outlive it: a child
+        gets SIGTERM when the spawning thread ends); ``wait_ready`` then waits for it."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
@@ -92,6 +98,9 @@ class ServiceProcess:
             preexec_fn=_die_with_parent,
             pass_fds=() if self.listen_socket is None else (self.listen_socket.fileno(),),
         )
+
+    def wait_ready(self, ready_timeout: float = 30.0) -> None:
+        """Return once ``ready_url`` answers 200; stop the process if it never does."""
         try:
             self._wait_ready(ready_timeout)
         except BaseException:
@@ -195,45 +204,13 @@ class LoopbackStack:
     ) -> LoopbackStack:
         # Both listen on sockets bound here and handed over, so no other process can take
         # the port between choosing and binding it (and a restart keeps it).
-        bot_socket, mock_socket = listening_socket(), listening_socket()
-        bot_port = int(bot_socket.getsockname()[1])
-        mock_port = int(mock_socket.getsockname()[1])
-        mock_url, bot_url = f"http://{HOST}:{mock_port}", f"http://{HOST}:{bot_port}"
-        base = _child_env()
-        mock = ServiceProcess(
-            name="mock_meta",
-            argv=[
-                *(sys.executable, "-m", "mock_meta.cli", "serve"),
-                *("--port", str(mock_port), "--fd", str(mock_socket.fileno())),
-            ],
-            env={
-                **base,
-                "MOCK_META_HOST": HOST,
-                "MOCK_META_PORT": str(mock_port),
-                "MOCK_META_CALLBACK_URL": f"{bot_url}/webhook",
-                **mock_env,
-            },
-            ready_url=f"{mock_url}/_mock/health",
-            log_path=workdir / "logs" / "mock_meta.log",
-            listen_socket=mock_socket,
+        bot_socket = listening_socket()
+        bot_url = f"http://{HOST}:{bot_socket.getsockname()[1]}"
+        mock = mock_meta_service(workdir, f"{bot_url}/webhook", mock_env)
+        bot = bot_service(
+            workdir, bot_socket, mock.url, {"INBOX_PATH": str(workdir / "inbox.db"), **bot_env}
         )
-        bot = ServiceProcess(
-            name="bot",
-            argv=[sys.executable, "-m", "bot.cli", "serve", "--fd", str(bot_socket.fileno())],
-            env={
-                **base,
-                **DEMO_BOT_ENV,
-                "GRAPH_API_BASE": mock_url,
-                "HOST": HOST,
-                "PORT": str(bot_port),
-                "INBOX_PATH": str(workdir / "inbox.db"),
-                **bot_env,
-            },
-            ready_url=f"{bot_url}/readyz",
-            log_path=workdir / "logs" / "bot.log",
-            listen_socket=bot_socket,
-        )
-        return cls(mock=mock, bot=bot, mock_url=mock_url, bot_url=bot_url)
+        return cls(mock=mock.process, bot=bot, mock_url=mock.url, bot_url=bot_url)
 
     def restart_bot(self, *, grace: float = 10.0, ready_timeout: float = 30.0) -> None:
         """Stop the bot gracefully and start it again on the same port and inbox."""
@@ -257,6 +234,66 @@ class LoopbackStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class MockService:
+    process: ServiceProcess
+    url: str
+
+
+def mock_meta_service(
+    workdir: Path, callback_url: str, env: Mapping[str, str] | None = None
+) -> MockService:
+    """``mock-meta serve`` on a socket bound here, delivering webhooks to ``callback_url``."""
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
+    url = f"http://{HOST}:{port}"
+    process = ServiceProcess(
+        name="mock_meta",
+        argv=[
+            *(sys.executable, "-m", "mock_meta.cli", "serve"),
+            *("--port", str(port), "--fd", str(sock.fileno())),
+        ],
+        env={
+            **_child_env(),
+            "MOCK_META_HOST": HOST,
+            "MOCK_META_PORT": str(port),
+            "MOCK_META_CALLBACK_URL": callback_url,
+            **(env or {}),
+        },
+        ready_url=f"{url}/_mock/health",
+        log_path=workdir / "logs" / "mock_meta.log",
+        listen_socket=sock,
+    )
+    return MockService(process, url)
+
+
+def bot_service(
+    workdir: Path,
+    sock: socket.socket,
+    mock_url: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    name: str = "bot",
+) -> ServiceProcess:
+    """``messenger-bot serve`` on ``sock`` with the demo credentials, sending to the mock."""
+    port = int(sock.getsockname()[1])
+    return ServiceProcess(
+        name=name,
+        argv=[sys.executable, "-m", "bot.cli", "serve", "--fd", str(sock.fileno())],
+        env={
+            **_child_env(),
+            **DEMO_BOT_ENV,
+            "GRAPH_API_BASE": mock_url,
+            "HOST": HOST,
+            "PORT": str(port),
+            **(env or {}),
+        },
+        ready_url=f"http://{HOST}:{port}/readyz",
+        log_path=workdir / "logs" / f"{name}.log",
+        listen_socket=sock,
+    )
 
 
 def _child_env() -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.inbox_memory import MemoryInbox
+from bot.inbox_redis import RedisInbox
 from bot.inbox_sqlite import SqliteInbox
 from tests.unit.bot.inbox_conformance import FakeClock, InboxConformance
 
@@ -18,14 +19,18 @@ class TestInboxBackends(InboxConformance):
     def clock(self) -> FakeClock:
         return FakeClock()
 
-    @pytest.fixture(params=["memory", "sqlite"])
+    @pytest.fixture(params=["memory", "sqlite", "redis"])
     async def inbox(
         self, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
     ) -> AsyncIterator[Any]:
         if request.param == "memory":
             backend: Any = MemoryInbox(clock=clock)
-        else:
+        elif request.param == "sqlite":
             backend = SqliteInbox(tmp_path / "inbox.db", synchronous="NORMAL", clock=clock)
+        else:
+            server = request.getfixturevalue("redis_server")
+            prefix = request.getfixturevalue("redis_prefix")
+            backend = RedisInbox(server.url, prefix=prefix, shards=4, clock=clock)
         await backend.open()
         yield backend
         await backend.close()
