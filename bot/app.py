@@ -187,6 +187,8 @@ def _inbox_guard(settings: BotSettings, *, own_inbox: bool) -> InboxFileGuard | 
     if not own_inbox or settings.inbox_backend != "sqlite":
         return None
     return InboxFileGuard(settings.inbox_path)
+
+
 def _sharded_replica(settings: BotSettings, metrics: BotMetrics) -> ShardedReplica | None:
     if settings.inbox_backend != "redis":
         return None
