@@ -150,8 +150,8 @@ class Harness:
     async def settle(self) -> None:
         await asyncio.wait_for(self.pool.join(), DEADLINE)
 
-    def texts(self, psid: str | None = None) -> list[str | None]:
-        return [call.text for call in self.send_api.sent if psid in (None, call.psid)]
+    def texts(self, psid: str | None = None) -> list[str]:
+        return [call.text or "" for call in self.send_api.sent if psid in (None, call.psid)]
 
     def sample(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -690,6 +690,7 @@ async def test_every_send_carries_its_key_beside_the_handlers_own_metadata() -> 
     await h.settle()
     await h.pool.stop(grace=1)
     first, second = h.send_api.metadata
+    assert isinstance(first, str) and isinstance(second, str)  # every send carries its key
     assert key_from_metadata(first) is not None and handler_metadata(first) == "order-7"
     assert key_from_metadata(second) == key_from_metadata(first) + 1  # type: ignore[operator]
     assert handler_metadata(second) is None
