@@ -244,7 +244,8 @@ class RecordingSendApi:
     """A ``SendApi`` that records each call and answers ok, or what ``answer`` returns.
 
     ``answer(call)`` may return a failed ``SendResult`` (the call is then not counted in
-    ``sent``), ``None`` for the default success, or raise. ``calls`` has every attempt.
+    ``sent``), a successful one (counted, and returned as is), ``None`` for the default
+    success, or raise. ``calls`` has every attempt.
     """
 
     def __init__(self, answer: Answer | None = None) -> None:
@@ -266,8 +267,9 @@ class RecordingSendApi:
         call = SentCall(page_id, psid, message, messaging_type, tag, tuple(sorted(options.items())))
         self.calls.append(call)
         result = await self.answer(call) if self.answer is not None else None
-        if result is None:
+        if result is None or result.ok:
             self.sent.append(call)
+        if result is None:
             result = SendResult(ok=True, message_id=f"m_reply_{len(self.sent)}")
         async with self._changed:
             self._changed.notify_all()
@@ -276,6 +278,11 @@ class RecordingSendApi:
     @property
     def texts(self) -> list[str | None]:
         return [call.text for call in self.sent]
+
+    @property
+    def metadata(self) -> list[str | None]:
+        """The ``message.metadata`` of each successful send (``None`` where it had none)."""
+        return [call.message.get("metadata") for call in self.sent]
 
     async def wait_for(self, count: int, *, within: float = 10.0) -> list[SentCall]:
         """Wait until ``count`` sends succeeded (TimeoutError after ``within`` seconds)."""

@@ -1,12 +1,14 @@
-"""An in-process mock for Graph-surface contract tests: ``mock`` fixture, constants, bodies.
+"""The mock platform in-process for Graph-surface tests: ``mock`` fixture or ``graph_mock()``.
 
-The mock's webhooks go to :class:`Webhooks` through ``httpx.MockTransport``; the clock is
-frozen at a fixed instant and the demo user's 24 h window is open.
+The mock's webhooks go to :class:`Webhooks` through ``httpx.MockTransport`` instead of a bot;
+the clock is frozen at a fixed instant and the seeded user wrote a minute ago, so the 24-hour
+window is open. ``GatedTransport`` holds the first request so sends behind it pile up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,13 +22,21 @@ from mock_meta.app import create_app
 from mock_meta.client import MockMetaClient
 from mock_meta.clock import ControllableClock
 from mock_meta.runtime import MockRuntime
-from mock_meta.settings import MockSettings
+from mock_meta.settings import (
+    DEFAULT_APP_ID,
+    DEFAULT_APP_SECRET,
+    DEFAULT_PAGE_ID,
+    DEFAULT_PAGE_TOKEN,
+    DEFAULT_PSID,
+    MockSettings,
+)
 
-PAGE = "104501234567890"
-PSID = "6543210987654321"
-APP = "1234567890123456"
-TOKEN = "test_page_token"
-APP_TOKEN = f"{APP}|test_app_secret"
+BASE_URL = "http://mock"
+PAGE = DEFAULT_PAGE_ID
+PSID = DEFAULT_PSID
+APP = DEFAULT_APP_ID
+TOKEN = DEFAULT_PAGE_TOKEN
+APP_TOKEN = f"{APP}|{DEFAULT_APP_SECRET}"
 
 
 @dataclass
@@ -47,6 +57,9 @@ class Webhooks:
 
 @dataclass
 class Mock:
+    """An in-process mock: ``client`` speaks to its Graph surface, ``transport`` reaches it
+    from other clients (the bot's ``PageApi``, ``HttpSendApi``), ``webhooks`` it delivered."""
+
     client: httpx.AsyncClient
     runtime: MockRuntime
     clock: ControllableClock
@@ -56,24 +69,33 @@ class Mock:
 
     def control(self) -> MockMetaClient:
         """A control-API client for this in-process mock."""
-        return MockMetaClient("http://mock", transport=self.transport)
+        return MockMetaClient(BASE_URL, transport=self.transport)
+
+    async def send(self, fields: dict[str, Any]) -> httpx.Response:
+        """``POST /me/messages`` with the seed's page token."""
+        return await self.client.post("/v25.0/me/messages", json={**fields, "access_token": TOKEN})
+
+
+@contextlib.asynccontextmanager
+async def graph_mock() -> AsyncIterator[Mock]:
+    """``async with graph_mock() as mock:`` the mock app with its lifespan run."""
+    webhooks = Webhooks()
+    clock = ControllableClock(start=1_800_000_000.0)
+    registry = CollectorRegistry()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(webhooks.handle)) as hooks:
+        app = create_app(MockSettings(), clock=clock, registry=registry, http_client=hooks)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+                runtime: MockRuntime = app.state.runtime
+                runtime.state.record_inbound(PAGE, PSID, clock.now() - 60)
+                yield Mock(client, runtime, clock, webhooks, registry, transport)
 
 
 @pytest.fixture
 async def mock() -> AsyncIterator[Mock]:
-    webhooks = Webhooks()
-    clock = ControllableClock(start=1_800_000_000.0)
-    registry = CollectorRegistry()
-    hooks = httpx.AsyncClient(transport=httpx.MockTransport(webhooks.handle))
-    app = create_app(MockSettings(), clock=clock, registry=registry, http_client=hooks)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
-            runtime: MockRuntime = app.state.runtime
-            # The user wrote a minute ago: the 24 h window is open.
-            runtime.state.record_inbound(PAGE, PSID, clock.now() - 60)
-            yield Mock(client, runtime, clock, webhooks, registry, transport)
-    await hooks.aclose()
+    async with graph_mock() as running:
+        yield running
 
 
 def text_body(text: str = "hello") -> dict[str, object]:

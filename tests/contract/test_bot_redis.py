@@ -3,13 +3,13 @@ and takes up where it was once Redis is back."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from bot.testing import PSID
 from tests.contract.test_bot_webhook import (  # the edge's own harness, not a copy
     BotFactory,
     envelope,
@@ -42,9 +42,8 @@ async def test_a_redis_backed_bot_answers_503_while_redis_is_gone_and_recovers(
         )
         body = envelope(text_event("m_1", "hello", timestamp=int(time.time() * 1000)))
         assert (await bot.post(body)).status_code == 200
-        async with asyncio.timeout(10.0):
-            await bot.send_api.sent_something.wait()
-        assert [psid for _, psid, _ in bot.send_api.sent] == ["6543210987654321"]
+        await bot.send_api.wait_for(1, within=10.0)
+        assert [call.psid for call in bot.send_api.sent] == [PSID]
 
         server.kill()
         refused = await bot.post(envelope(text_event("m_2", "still there?")))
@@ -57,7 +56,7 @@ async def test_a_redis_backed_bot_answers_503_while_redis_is_gone_and_recovers(
         await eventually(
             lambda: _status(bot.post(later), 200), within=10, what="stored again once Redis is back"
         )
-        await eventually(lambda: len(bot.send_api.sent) == 2, within=10, what="its reply")
+        await bot.send_api.wait_for(2, within=10.0)  # its reply
         assert (await bot.post(body)).status_code == 200  # Meta redelivers the first one...
         assert bot.metric("bot_events_duplicate_total", event_type="text") == 1  # ...stored once
         assert len(bot.send_api.sent) == 2

@@ -26,45 +26,23 @@ from bot import __version__
 from bot.app import create_app
 from bot.inbox import Inbox, InboxError, InboxRecord, StoredEvent
 from bot.inbox_sqlite import SqliteInbox
-from bot.send_api import SendResult
-from bot.settings import BotSettings
 from bot.signature import signature_for
+from bot.testing import (
+    APP_SECRET,
+    PAGE_ID,
+    PAGE_TOKEN,
+    PSID,
+    VERIFY_TOKEN,
+    RecordingSendApi,
+    make_settings,
+)
 
-APP_SECRET = "test_app_secret"
-VERIFY_TOKEN = "test_verify_token"
-PAGE_TOKEN = "test_page_token"
-PAGE_ID = "104501234567890"
-PSID = "6543210987654321"
 # Reference §2.4 body A: exactly the bytes Meta signs (\uXXXX and \/ escapes).
 META_ESCAPED_BODY = (
     b'{"object":"page","entry":[{"id":"111","time":1700000000000,"messaging":[{"sender":'
     b'{"id":"222"},"recipient":{"id":"111"},"timestamp":1700000000000,"message":{"mid":"m_1",'
     b'"text":"\\u00e4\\u00f6\\u00e5 https:\\/\\/x.io"}}]}]}'
 )
-
-
-class RecordingSendApi:
-    """Accepts every send and remembers it."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, dict[str, Any]]] = []
-        self.sent_something = asyncio.Event()
-
-    async def send(
-        self,
-        page_id: str,
-        psid: str,
-        message: dict[str, Any],
-        *,
-        messaging_type: str = "RESPONSE",
-        tag: str | None = None,
-    ) -> SendResult:
-        self.sent.append((page_id, psid, message))
-        self.sent_something.set()
-        return SendResult(ok=True, message_id=f"m_reply_{len(self.sent)}")
-
-    async def aclose(self) -> None:
-        pass
 
 
 class BrokenInbox(SqliteInbox):
@@ -136,16 +114,7 @@ def make_bot(tmp_path: Path) -> BotFactory:
         *, inbox: Inbox | None = None, sampler: Any = None, **overrides: Any
     ) -> AsyncIterator[Bot]:
         db = tmp_path / "inbox.db"
-        values: dict[str, Any] = {
-            "MESSENGER_VERIFY_TOKEN": VERIFY_TOKEN,
-            "MESSENGER_APP_SECRET": APP_SECRET,
-            "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
-            "MESSENGER_PAGE_ID": PAGE_ID,
-            "INBOX_PATH": str(db),
-            "INBOX_SYNCHRONOUS": "NORMAL",
-            "ORDERING_WINDOW_MS": 0,
-        }
-        settings = BotSettings(**{**values, **overrides})
+        settings = make_settings(INBOX_PATH=str(db), **overrides)
         registry = CollectorRegistry()
         spans = InMemorySpanExporter()
         provider = TracerProvider(sampler=sampler)
@@ -518,11 +487,9 @@ async def test_acknowledged_event_gets_a_reply_from_the_workers(make_bot: BotFac
         assert (
             await bot.post(envelope(text_event("m_1", "hello", timestamp=now_ms)))
         ).status_code == 200
-        async with asyncio.timeout(5.0):
-            await bot.send_api.sent_something.wait()
-        [(page_id, psid, message)] = bot.send_api.sent
-        assert (page_id, psid) == (PAGE_ID, PSID)
-        assert "hello" in message["text"]
+        [call] = await bot.send_api.wait_for(1, within=5.0)
+        assert (call.page_id, call.psid) == (PAGE_ID, PSID)
+        assert "hello" in call.message["text"]
 
 
 async def test_processing_metrics_move_when_an_event_is_handled(make_bot: BotFactory) -> None:
@@ -538,8 +505,7 @@ async def test_processing_metrics_move_when_an_event_is_handled(make_bot: BotFac
         now_ms = int(time.time() * 1000)
         response = await bot.post(envelope(text_event("m_7", "hi", timestamp=now_ms)))
         assert response.status_code == 200
-        async with asyncio.timeout(5.0):
-            await bot.send_api.sent_something.wait()
+        await bot.send_api.wait_for(1, within=5.0)
         async with asyncio.timeout(5.0):
             handled = {"event_type": "text", "outcome": "handled"}
             while not bot.metric("bot_events_processed_total", **handled):  # noqa: ASYNC110
@@ -588,8 +554,7 @@ async def test_a_seconds_timestamp_gets_its_reply(make_bot: BotFactory) -> None:
         now_s = int(time.time())
         response = await bot.post(envelope(text_event("m_s", "in seconds", timestamp=now_s)))
         assert response.status_code == 200
-        async with asyncio.timeout(5.0):
-            await bot.send_api.sent_something.wait()
+        await bot.send_api.wait_for(1, within=5.0)
         assert stored_timestamps(bot) == [now_s * 1000]
         assert bot.metric("bot_event_timestamps_adjusted_total", reason="seconds") == 1
 
@@ -621,8 +586,7 @@ async def test_an_unusable_timestamp_falls_back_to_arrival_and_is_answered_and_l
     caplog.set_level(logging.INFO, logger="bot.webhook")
     async with make_bot() as bot:
         assert (await bot.post(envelope(event))).status_code == 200
-        async with asyncio.timeout(5.0):
-            await bot.send_api.sent_something.wait()
+        await bot.send_api.wait_for(1, within=5.0)
         assert bot.metric("bot_event_timestamps_adjusted_total", reason=reason) == 1
     [record] = [r for r in caplog.records if getattr(r, "reason", None) == reason]
     assert record.event_type == "text"  # type: ignore[attr-defined]

@@ -15,19 +15,15 @@ from bot.personas import Personas
 from bot.reply import Reply
 from bot.testing import PSID, make_settings
 from mock_meta.settings import DEFAULT_APP_ID
-from tests.contract.inprocess_mock import BASE_URL, GraphMock, graph_mock
+from tests.contract.graph_mock import BASE_URL, Mock, mock
+
+__all__ = ["mock"]  # the fixture, imported for pytest
 
 UNKNOWN_PATH = 2500  # the mock's answer for an endpoint it does not have
 
 
 @pytest.fixture
-async def mock() -> AsyncIterator[GraphMock]:
-    async with graph_mock() as running:
-        yield running
-
-
-@pytest.fixture
-async def page_api(mock: GraphMock) -> AsyncIterator[PageApi]:
+async def page_api(mock: Mock) -> AsyncIterator[PageApi]:
     settings = make_settings(graph_api_base=BASE_URL)
     async with PageApi(settings, transport=mock.transport) as api:
         yield api
@@ -50,9 +46,7 @@ async def test_the_thread_goes_to_the_agents_and_comes_back(page_api: PageApi) -
     assert await handoff.owner(PSID) == DEFAULT_APP_ID  # the bot's app
 
 
-async def test_a_reply_sent_as_a_new_persona_is_accepted(
-    mock: GraphMock, page_api: PageApi
-) -> None:
+async def test_a_reply_sent_as_a_new_persona_is_accepted(mock: Mock, page_api: PageApi) -> None:
     try:
         persona_id = await Personas(page_api).create("Adam", "https://example.com/adam.png")
     except PageApiError as exc:

@@ -12,12 +12,22 @@ from prometheus_client import CollectorRegistry
 
 from bot.metrics import BotMetrics
 from bot.send_api import HttpSendApi
-from bot.settings import BotSettings
+from bot.testing import make_settings
 from mock_meta.app import create_app
 from mock_meta.runtime import MockRuntime
 from mock_meta.send_validation import appsecret_proof
 from mock_meta.settings import MockSettings
-from tests.contract.graph_mock import APP, PAGE, PSID, TOKEN, GatedTransport, Mock, mock, text_body
+from tests.contract.graph_mock import (
+    APP,
+    BASE_URL,
+    PAGE,
+    PSID,
+    TOKEN,
+    GatedTransport,
+    Mock,
+    mock,
+    text_body,
+)
 from tests.polling import eventually
 
 __all__ = ["mock"]  # the fixture, imported for pytest
@@ -287,12 +297,8 @@ async def test_our_bots_batches_with_a_proof_reach_users_when_the_app_secret_is_
         for psid in psids:
             runtime.state.record_inbound(PAGE, psid, runtime.clock.now())
         transport = GatedTransport(app)
-        bot_settings = BotSettings(
-            verify_token="test_verify_token",
-            app_secret="test_app_secret",
-            page_access_token=TOKEN,
-            page_id=PAGE,
-            graph_api_base="http://mock",
+        bot_settings = make_settings(
+            graph_api_base=BASE_URL,
             appsecret_proof=True,
             send_max_in_flight=1,
         )

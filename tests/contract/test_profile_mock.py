@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,23 +16,31 @@ from bot.profile import apply_profile, load_profile, read_profile
 from bot.profile_cli import profile_command
 from bot.testing import PAGE_ID, PAGE_TOKEN, make_settings
 from mock_meta.testing import MockMetaServer
-from tests.contract.inprocess_mock import BASE_URL, GraphMock, graph_mock
+from tests.contract.graph_mock import BASE_URL, Mock, mock
+
+__all__ = ["mock"]  # the fixture, imported for pytest
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "profile.yaml"
 
 
-@pytest.fixture
-async def mock() -> AsyncIterator[GraphMock]:
-    async with graph_mock() as running:
-        yield running
-
-
-def api(mock: GraphMock) -> PageApi:
+def api(mock: Mock) -> PageApi:
     return PageApi(make_settings(graph_api_base=BASE_URL), transport=mock.transport)
 
 
+async def run_profile(mock: Mock, **args: Any) -> tuple[int, str]:
+    """``messenger-bot profile`` with ``args`` against ``mock``: exit code and output."""
+    out = io.StringIO()
+    code = await profile_command(
+        argparse.Namespace(**args),
+        make_settings(graph_api_base=BASE_URL),
+        transport=mock.transport,
+        out=out,
+    )
+    return code, out.getvalue()
+
+
 async def test_apply_sets_every_property_then_changes_nothing_the_second_time(
-    mock: GraphMock,
+    mock: Mock,
 ) -> None:
     async with api(mock) as page:
         first = await apply_profile(page, load_profile(EXAMPLE))
@@ -51,59 +59,41 @@ async def test_apply_sets_every_property_then_changes_nothing_the_second_time(
 
 
 async def test_apply_prints_a_diff_of_what_changed_and_leaves_other_properties(
-    mock: GraphMock, tmp_path: Path
+    mock: Mock, tmp_path: Path
 ) -> None:
     profile = mock.runtime.state.pages[PAGE_ID].messenger_profile
     profile["whitelisted_domains"] = ["https://example.com"]
     profile["greeting"] = [{"locale": "default", "text": "Old hello"}]
     file = tmp_path / "profile.yaml"
     file.write_text("greeting: New hello\n")
-    out = io.StringIO()
 
-    code = await profile_command(
-        argparse.Namespace(action="apply", file=file, dry_run=False),
-        make_settings(graph_api_base=BASE_URL),
-        transport=mock.transport,
-        out=out,
-    )
+    code, out = await run_profile(mock, action="apply", file=file, dry_run=False)
 
     assert code == 0
-    assert "~ greeting" in out.getvalue()
-    assert '-    "text": "Old hello"' in out.getvalue()
-    assert '+    "text": "New hello"' in out.getvalue()
+    assert "~ greeting" in out
+    assert '-    "text": "Old hello"' in out
+    assert '+    "text": "New hello"' in out
     assert profile["greeting"] == [{"locale": "default", "text": "New hello"}]
     assert profile["whitelisted_domains"] == ["https://example.com"]
 
 
-async def test_dry_run_changes_nothing(mock: GraphMock) -> None:
-    out = io.StringIO()
-    code = await profile_command(
-        argparse.Namespace(action="apply", file=EXAMPLE, dry_run=True),
-        make_settings(graph_api_base=BASE_URL),
-        transport=mock.transport,
-        out=out,
-    )
-    assert code == 0 and "+ get_started" in out.getvalue()
-    assert "nothing was changed" in out.getvalue()
+async def test_dry_run_changes_nothing(mock: Mock) -> None:
+    code, out = await run_profile(mock, action="apply", file=EXAMPLE, dry_run=True)
+    assert code == 0 and "+ get_started" in out
+    assert "nothing was changed" in out
     assert mock.runtime.state.pages[PAGE_ID].messenger_profile == {}
 
 
-async def test_show_prints_the_current_profile_as_yaml(mock: GraphMock) -> None:
+async def test_show_prints_the_current_profile_as_yaml(mock: Mock) -> None:
     async with api(mock) as page:
         await apply_profile(page, load_profile(EXAMPLE))
         assert (await read_profile(page))["get_started"] == {"payload": "GET_STARTED"}
-    out = io.StringIO()
-    code = await profile_command(
-        argparse.Namespace(action="show"),
-        make_settings(graph_api_base=BASE_URL),
-        transport=mock.transport,
-        out=out,
-    )
-    assert code == 0 and "payload: GET_STARTED" in out.getvalue()
+    code, out = await run_profile(mock, action="show")
+    assert code == 0 and "payload: GET_STARTED" in out
 
 
 async def test_graph_refusals_are_one_line_without_the_token(
-    mock: GraphMock, capsys: pytest.CaptureFixture[str]
+    mock: Mock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = await profile_command(
         argparse.Namespace(action="show"),

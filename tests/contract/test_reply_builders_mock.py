@@ -3,7 +3,7 @@ the mock checks a limit, the builder's limit is the same one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,9 @@ from bot.templates import (
     media_template,
 )
 from bot.testing import PAGE_ID, PSID, make_settings
-from tests.contract.inprocess_mock import BASE_URL, GraphMock, graph_mock
+from tests.contract.graph_mock import BASE_URL, Mock, mock
+
+__all__ = ["mock"]  # the fixture, imported for pytest
 
 
 def send_fields(reply: Reply) -> dict[str, Any]:
@@ -52,13 +54,7 @@ class Assets:
 
 
 @pytest.fixture
-async def mock() -> AsyncIterator[GraphMock]:
-    async with graph_mock() as running:
-        yield running
-
-
-@pytest.fixture
-def assets(mock: GraphMock) -> Assets:
+def assets(mock: Mock) -> Assets:
     runtime = mock.runtime
     attachment_id = runtime.attachments.save(
         PAGE_ID, "file", "https://example.com/a.pdf", now=runtime.clock.now()
@@ -103,7 +99,7 @@ BUILT: dict[str, Callable[[Assets], Reply]] = {
 
 @pytest.mark.parametrize("name", BUILT)
 async def test_the_mock_accepts_what_each_builder_builds(
-    mock: GraphMock, assets: Assets, name: str
+    mock: Mock, assets: Assets, name: str
 ) -> None:
     answer = await mock.send(send_fields(BUILT[name](assets)))
     assert answer.status_code == 200, answer.text
@@ -143,7 +139,7 @@ AT_AND_PAST_LIMIT: dict[str, tuple[Callable[[], Reply], dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("name", AT_AND_PAST_LIMIT)
-async def test_builder_limits_are_the_mocks_limits(mock: GraphMock, name: str) -> None:
+async def test_builder_limits_are_the_mocks_limits(mock: Mock, name: str) -> None:
     at_limit, past_limit = AT_AND_PAST_LIMIT[name]
     accepted = await mock.send(send_fields(at_limit()))
     assert accepted.status_code == 200, accepted.text
@@ -168,7 +164,7 @@ MESSAGES = [name for name, build in BUILT.items() if build(NO_ASSETS).sender_act
 
 @pytest.mark.parametrize("name", MESSAGES)
 async def test_the_bots_send_api_client_delivers_each_built_message(
-    mock: GraphMock, assets: Assets, name: str
+    mock: Mock, assets: Assets, name: str
 ) -> None:
     reply = BUILT[name](assets)
     settings = make_settings(graph_api_base=BASE_URL, send_batch=False)

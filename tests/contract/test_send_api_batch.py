@@ -15,14 +15,11 @@ from prometheus_client import CollectorRegistry
 from bot.metrics import BotMetrics
 from bot.retry import ErrorClass
 from bot.send_api import HttpSendApi, SendResult
-from bot.settings import BotSettings
+from bot.testing import make_settings
 from mock_meta.app import create_app
 from mock_meta.settings import MockSettings
-from tests.contract.graph_mock import GatedTransport
+from tests.contract.graph_mock import BASE_URL, PAGE, GatedTransport
 from tests.polling import eventually
-
-PAGE = "104501234567890"
-TOKEN = "test_page_token"
 
 
 @dataclass
@@ -69,19 +66,15 @@ async def open_world(*, require_proof: bool = False, **bot: Any) -> AsyncIterato
     async with app.router.lifespan_context(app):
         transport = GatedTransport(app)
         registry = CollectorRegistry()
-        settings = BotSettings(
-            verify_token="test_verify_token",
-            app_secret="test_app_secret",
-            page_access_token=TOKEN,
-            page_id=PAGE,
-            graph_api_base="http://mock",
+        settings = make_settings(
+            graph_api_base=BASE_URL,
             send_max_in_flight=1,
             send_backoff_base_seconds=0.001,
             send_backoff_max_seconds=0.002,
             **bot,
         )
         api = HttpSendApi(settings, BotMetrics(registry), transport=transport)
-        control = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://mock")
+        control = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=BASE_URL)
         try:
             yield World(control, transport, api, registry)
         finally:

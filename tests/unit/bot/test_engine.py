@@ -9,7 +9,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from bot.retry import ErrorClass
 from bot.routing import Context, Reply, Router
 from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
+from bot.testing import RecordingSendApi, SentCall
 from tests.polling import eventually
 
 PAGE = "104501234567890"
@@ -100,37 +101,6 @@ def new_reply(n: int, text: str, psid: str = ALICE) -> NewReply:
     return NewReply(n=n, page_id=PAGE, psid=psid, body=encode_reply(Reply.text(text)))
 
 
-class RecordingSendApi:
-    """Records every send; ``answer`` may return a failure or raise for chosen calls."""
-
-    def __init__(
-        self, answer: Callable[[str, dict[str, Any]], Awaitable[SendResult]] | None = None
-    ):
-        self.sent: list[tuple[str, str, str]] = []  # psid, text, messaging_type
-        self.metadata: list[str] = []
-        self.answer = answer
-
-    async def send(
-        self,
-        page_id: str,
-        psid: str,
-        message: dict[str, Any],
-        *,
-        messaging_type: str = "RESPONSE",
-        tag: str | None = None,
-    ) -> SendResult:
-        if self.answer is not None:
-            result = await self.answer(psid, message)
-            if not result.ok:
-                return result
-        self.sent.append((psid, message.get("text", ""), messaging_type))
-        self.metadata.append(message.get("metadata", ""))
-        return SendResult(ok=True, message_id=f"m_out_{len(self.sent)}")
-
-    async def aclose(self) -> None:
-        pass
-
-
 def echo_router() -> Router:
     router = Router()
     router.on_text(lambda ctx: Reply.text(f"You said: {ctx.text}"))
@@ -181,7 +151,7 @@ class Harness:
         await asyncio.wait_for(self.pool.join(), DEADLINE)
 
     def texts(self, psid: str | None = None) -> list[str]:
-        return [text for who, text, _ in self.send_api.sent if psid in (None, who)]
+        return [call.text or "" for call in self.send_api.sent if psid in (None, call.psid)]
 
     def sample(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -203,7 +173,8 @@ async def test_text_gets_a_reply_and_the_event_is_done(h: Harness) -> None:
     ts = now_ms()
     await h.deliver(record(ALICE, ts))
     await h.settle()
-    assert h.send_api.sent == [(ALICE, f"You said: t{ts}", "RESPONSE")]
+    [sent] = h.send_api.sent
+    assert (sent.psid, sent.text, sent.messaging_type) == (ALICE, f"You said: t{ts}", "RESPONSE")
     assert await h.inbox.pending() == []
     assert h.sample("bot_events_processed_total", event_type="text", outcome="handled") == 1
     assert h.sample("bot_time_to_first_reply_seconds_count") == 1
@@ -318,7 +289,7 @@ async def test_window_stored_in_the_inbox_allows_a_reply_to_a_non_opening_event(
     await h.settle()
     await h.pool.stop(grace=1)
     assert h.texts() == ["thanks for reading"]
-    assert h.send_api.sent[0][0] == ALICE
+    assert h.send_api.sent[0].psid == ALICE
     assert h.sample("bot_replies_dropped_total", reason="outside_window") == 1
 
 
@@ -515,7 +486,7 @@ async def test_failed_reply_state_writes_are_retried_and_never_read_as_not_sent(
     await h.deliver(record(ALICE), record(BOB))
     await h.settle()
     await h.pool.stop(grace=1)
-    assert sorted(who for who, _, _ in h.send_api.sent) == [ALICE, BOB]  # once each
+    assert sorted(call.psid for call in h.send_api.sent) == [ALICE, BOB]  # once each
     assert await h.inbox.unsettled_replies() == []
     assert h.sample("bot_inbox_write_retries_total", write="reply_state") == 4
 
@@ -523,9 +494,9 @@ async def test_failed_reply_state_writes_are_retried_and_never_read_as_not_sent(
 async def test_a_client_bug_during_a_send_leaves_the_reply_to_the_echo_rule() -> None:
     crashed = False
 
-    async def crash_once(psid: str, message: dict[str, Any]) -> SendResult:
+    async def crash_once(call: SentCall) -> SendResult:
         nonlocal crashed
-        if message["text"] == "two" and not crashed:
+        if call.text == "two" and not crashed:
             crashed = True
             raise RuntimeError("client bug")
         return SendResult(ok=True)
@@ -549,7 +520,7 @@ def transient(code: int = 2) -> SendResult:
 async def test_an_outage_longer_than_the_old_retries_loses_no_reply() -> None:
     outage_ends = time.monotonic() + 2.0  # the old engine gave up after about 1.5 s
 
-    async def down_for_a_while(psid: str, message: dict[str, Any]) -> SendResult:
+    async def down_for_a_while(call: SentCall) -> SendResult:
         return transient() if time.monotonic() < outage_ends else SendResult(ok=True)
 
     h = Harness(
@@ -562,14 +533,14 @@ async def test_an_outage_longer_than_the_old_retries_loses_no_reply() -> None:
     await h.deliver(*(record(user) for user in users))
     await asyncio.wait_for(h.pool.join(), 10)
     await h.pool.stop(grace=1)
-    assert sorted(who for who, _, _ in h.send_api.sent) == users  # each exactly once
+    assert sorted(call.psid for call in h.send_api.sent) == users  # each exactly once
     assert h.sample("bot_replies_undeliverable_total") == 0
 
 
 async def test_past_its_deadline_a_reply_becomes_a_replayable_dead_letter() -> None:
     up = False
 
-    async def outage(psid: str, message: dict[str, Any]) -> SendResult:
+    async def outage(call: SentCall) -> SendResult:
         return SendResult(ok=True) if up else transient(1)
 
     h = Harness(
@@ -595,8 +566,8 @@ async def test_past_its_deadline_a_reply_becomes_a_replayable_dead_letter() -> N
 
 
 async def test_a_refused_reply_is_dead_lettered_alone() -> None:
-    async def refuse_one(psid: str, message: dict[str, Any]) -> SendResult:
-        if psid == ALICE:  # e.g. a lone surrogate Graph cannot decode
+    async def refuse_one(call: SentCall) -> SendResult:
+        if call.psid == ALICE:  # e.g. a lone surrogate Graph cannot decode
             return SendResult(ok=False, error_code=100, error_class=ErrorClass.PERMANENT)
         return SendResult(ok=True)
 
@@ -605,7 +576,7 @@ async def test_a_refused_reply_is_dead_lettered_alone() -> None:
     await h.deliver(record(ALICE), record(BOB), record("1000000000000003"))
     await h.settle()
     await h.pool.stop(grace=1)
-    assert sorted(who for who, _, _ in h.send_api.sent) == [BOB, "1000000000000003"]
+    assert sorted(call.psid for call in h.send_api.sent) == [BOB, "1000000000000003"]
     [dead] = await h.inbox.dead_letters()
     assert dead.kind is DeadLetterKind.REPLY_UNDELIVERABLE and dead.event.sender_key == ALICE
     assert dead.error == "Send API refused the reply: none"
@@ -719,6 +690,7 @@ async def test_every_send_carries_its_key_beside_the_handlers_own_metadata() -> 
     await h.settle()
     await h.pool.stop(grace=1)
     first, second = h.send_api.metadata
+    assert isinstance(first, str) and isinstance(second, str)  # every send carries its key
     assert key_from_metadata(first) is not None and handler_metadata(first) == "order-7"
     assert key_from_metadata(second) == key_from_metadata(first) + 1  # type: ignore[operator]
     assert handler_metadata(second) is None
@@ -738,10 +710,10 @@ async def test_a_lost_answer_is_settled_by_the_echo_rule(
     calls = 0
     keys: list[str] = []
 
-    async def reset_after_sending(psid: str, message: dict[str, Any]) -> SendResult:
+    async def reset_after_sending(call: SentCall) -> SendResult:
         nonlocal calls
         calls += 1
-        keys.append(message["metadata"])
+        keys.append(call.message["metadata"])
         if calls == 1:  # delivered, but the answer was lost
             return SendResult(ok=False, error_class=ErrorClass.RISKY, error_label="network")
         return SendResult(ok=True)
@@ -785,7 +757,7 @@ async def test_a_reply_left_sending_by_a_crash_is_settled_by_its_echo_after_rest
     await h.pool.start()
     await h.settle()
     await h.pool.stop(grace=1)
-    assert h.texts() == ["answer"] and h.send_api.sent[0][0] == BOB
+    assert h.texts() == ["answer"] and h.send_api.sent[0].psid == BOB
     assert h.sample("bot_reply_settlements_total", outcome="resent") == 1
 
 
@@ -834,10 +806,10 @@ async def test_an_echo_for_a_reply_in_back_off_settles_it_instead_of_a_second_se
     calls = 0
     keys: list[str] = []
 
-    async def delivered_but_5xx(psid: str, message: dict[str, Any]) -> SendResult:
+    async def delivered_but_5xx(call: SentCall) -> SendResult:
         nonlocal calls
         calls += 1
-        keys.append(message["metadata"])
+        keys.append(call.message["metadata"])
         return transient()  # Graph said 500, yet the message went out
 
     h = Harness(send_api=RecordingSendApi(delivered_but_5xx))

@@ -59,6 +59,16 @@ async def test_recording_send_api_records_and_fails_chosen_calls() -> None:
         await api.wait_for(2, within=0.05)
 
 
+async def test_recording_send_api_counts_a_successful_answer_and_shows_metadata() -> None:
+    async def stamped(call: SentCall) -> SendResult | None:
+        return SendResult(ok=True, message_id=f"m_{call.text}")
+
+    api = RecordingSendApi(stamped)
+    assert (await api.send(PAGE_ID, PSID, {"text": "a", "metadata": "k1"})).message_id == "m_a"
+    await api.send(PAGE_ID, PSID, {"text": "b"})
+    assert api.texts == ["a", "b"] and api.metadata == ["k1", None]
+
+
 async def test_the_helpers_drive_a_whole_bot_through_its_webhook(tmp_path: Path) -> None:
     router = Router()
     router.on_text(lambda ctx: Reply.text(f"You said: {ctx.text}"))

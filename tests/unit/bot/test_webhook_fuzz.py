@@ -16,11 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from bot.app import create_app
 from bot.inbox_memory import MemoryInbox
-from bot.send_api import SendResult
-from bot.settings import BotSettings
 from bot.signature import signature_for
+from bot.testing import APP_SECRET, RecordingSendApi, make_settings
 
-SECRET = "test_app_secret"
 FUZZ = settings(
     max_examples=200,
     deadline=None,
@@ -79,28 +77,12 @@ envelopes = st.fixed_dictionaries(
 )
 
 
-class NullSendApi:
-    async def send(self, page_id: str, psid: str, message: dict[str, Any], **_: Any) -> SendResult:
-        return SendResult(ok=True, message_id="m_reply")
-
-    async def aclose(self) -> None:
-        pass
-
-
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    bot_settings = BotSettings(
-        MESSENGER_VERIFY_TOKEN="test_verify_token",
-        MESSENGER_APP_SECRET=SECRET,
-        MESSENGER_PAGE_ACCESS_TOKEN="test_page_token",
-        MESSENGER_PAGE_ID="104501234567890",
-        WEBHOOK_MAX_BODY_BYTES=4096,
-        ORDERING_WINDOW_MS=0,
-    )
     app = create_app(
-        bot_settings,
+        make_settings(WEBHOOK_MAX_BODY_BYTES=4096),
         inbox=MemoryInbox(),
-        send_api=NullSendApi(),
+        send_api=RecordingSendApi(),
         registry=CollectorRegistry(),
         tracer_provider=TracerProvider(),
     )
@@ -140,7 +122,7 @@ async def test_unsigned_or_garbage_posts_are_4xx(
 @given(body=st.binary(max_size=3000))
 async def test_well_signed_bytes_are_never_a_5xx(client: httpx.AsyncClient, body: bytes) -> None:
     response = await client.post(
-        "/webhook", content=body, headers={"X-Hub-Signature-256": signature_for(body, SECRET)}
+        "/webhook", content=body, headers={"X-Hub-Signature-256": signature_for(body, APP_SECRET)}
     )
     assert response.status_code in (200, 400, 404)
 
@@ -152,7 +134,7 @@ async def test_well_signed_json_of_any_shape_is_never_a_5xx(
 ) -> None:
     body = json.dumps(payload, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     response = await client.post(
-        "/webhook", content=body, headers={"X-Hub-Signature-256": signature_for(body, SECRET)}
+        "/webhook", content=body, headers={"X-Hub-Signature-256": signature_for(body, APP_SECRET)}
     )
     assert response.status_code in (200, 400, 404, 413)
     if response.status_code != 200:
