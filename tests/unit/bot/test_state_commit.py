@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from bot.app import create_app
 from bot.inbox import Inbox, StoredReply
+from bot.inbox_redis import RedisInbox
 from bot.inbox_sqlite import SqliteInbox
 from bot.routing import Context, Reply, Router
 from bot.state import MemoryStateStore, StateUpdate
@@ -94,6 +95,24 @@ async def test_a_handler_that_fails_once_advances_the_state_once_and_replies_onc
     assert attempts == [1, 1, 2]
     assert api.texts == ["message 1", "message 2"]
     assert await stored_state(tmp_path / "inbox.db") == {"count": 2}
+
+
+async def test_on_redis_too_a_failed_attempt_leaves_no_state(
+    tmp_path: Path, redis_server: Any, redis_prefix: str
+) -> None:
+    inbox = RedisInbox(redis_server.url, prefix=redis_prefix, shards=4)
+    await inbox.open()
+    attempts: list[int] = []
+    api = RecordingSendApi()
+    try:
+        router = counting_router(attempts, fail_first=True)
+        async with running_bot(tmp_path, router, api, inbox) as bot:
+            await say(bot, "first")
+            await api.wait_for(1)
+        assert (attempts, api.texts) == ([1, 1], ["message 1"])
+        assert await inbox.load(PAGE_ID, PSID) == {"count": 1}
+    finally:
+        await inbox.close()
 
 
 class DiesBeforeCommitting(SqliteInbox):
