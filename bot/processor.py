@@ -7,11 +7,10 @@
 The handler's replies, the conversation's new state (the inbox is the handlers' default
 ``StateStore``) and the event's done mark are ONE inbox write (it rides the group commit), so
 once it landed no retry or restart runs that handler again, and a failed attempt leaves no
-state behind. A failed commit is
-retried with the replies kept in memory, never by running the handler again. A failing
-handler is retried with back-off and finally dead-lettered ("handler failed"). An echo that
-carries one of our idempotency keys settles that reply (``ReplyOutbox.on_echo``) before the
-echo event itself is marked done.
+state behind. A failed commit is retried with the replies kept in memory, never by running
+the handler again. A failing handler is retried with back-off and finally dead-lettered
+("handler failed"). An echo that carries one of our idempotency keys settles that reply
+(``ReplyOutbox.on_echo``) before the echo event itself is marked done.
 """
 
 from __future__ import annotations
