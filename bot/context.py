@@ -109,11 +109,12 @@ class Context:
 
     @property
     def state(self) -> ConversationState:
-        """This conversation's state (a dict-like saved after the handler returns)."""
+        """This conversation's state (a dict-like stored after the handler returns)."""
         if self._state is None:
             raise NoStateStoreError(
-                "ctx.state needs a state store: Router(state_store=MemoryStateStore()) "
-                "or SqliteStateStore(path); events without a user have no state"
+                "ctx.state needs a state store: the bot gives handlers its inbox; a router "
+                "run on its own needs Router(state_store=MemoryStateStore()); events without "
+                "a user have no state"
             )
         return self._state
 

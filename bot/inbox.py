@@ -2,8 +2,10 @@
 
 The edge calls ``enqueue`` and answers 200 only after it returns: from then on the event
 survives ``kill -9``. The engine runs each pending event's handler once and stores the
-outcome with ``commit_handled``: the event becomes done and its replies enter the outbox in
-ONE write, so a retry or a restart never runs that handler again. The outbox sender then
+outcome with ``commit_handled``: the event becomes done, its replies enter the outbox and the
+conversation's new state (``StateUpdate``) is stored in ONE write, so a retry or a restart
+never runs that handler again and never sees state from an attempt that was not committed.
+Every inbox is also the handlers' ``StateStore`` (``load`` / ``save``). The outbox sender then
 moves each reply through ``ReplyState`` with ``update_replies``.
 
 Two dead-letter kinds share one list (``dead_letters``) and one ``replay``: an event whose
@@ -19,6 +21,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from bot.state import StateStore, StateUpdate
 
 
 class InboxError(RuntimeError):
@@ -147,7 +151,7 @@ class InboxStats:
     unsettled_replies: int = 0
 
 
-class Inbox(Protocol):
+class Inbox(StateStore, Protocol):
     async def open(self) -> None:
         """Create or migrate storage; idempotent."""
 
@@ -171,8 +175,14 @@ class Inbox(Protocol):
     async def take_replayed(self) -> Replayed:
         """Dead letters put back by ``replay`` since the last call (for a running engine)."""
 
-    async def commit_handled(self, event_id: int, replies: Sequence[NewReply]) -> list[StoredReply]:
-        """In one write: the event is done and its replies enter the outbox (``NewReply.state``)."""
+    async def commit_handled(
+        self, event_id: int, replies: Sequence[NewReply], state: StateUpdate | None = None
+    ) -> list[StoredReply]:
+        """In one write: the event is done, its replies enter the outbox (``NewReply.state``)
+        and ``state`` replaces its conversation's state (empty data deletes it).
+
+        Idempotent: a retry for an event already done (its first answer lost) changes nothing
+        and returns the replies stored the first time."""
 
     async def record_failure(self, event_id: int, attempts: int, error: str) -> None: ...
 

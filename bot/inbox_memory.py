@@ -1,8 +1,8 @@
 """An in-memory ``Inbox`` and ``WindowStore`` with the durable inbox's semantics, minus durability.
 
 For tests and ``INBOX_BACKEND=memory``: deduplication by key, pending / done / dead events,
-the reply outbox, replay of both dead-letter kinds, window times. Everything is lost when the
-process exits.
+the reply outbox, replay of both dead-letter kinds, window times, conversation state.
+Everything is lost when the process exits.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.inbox import (
     UNSETTLED,
@@ -26,6 +27,7 @@ from bot.inbox import (
     StoredEvent,
     StoredReply,
 )
+from bot.state import MemoryStateStore, StateUpdate
 
 _PENDING, _DONE, _DEAD = "pending", "done", "dead"
 
@@ -39,7 +41,8 @@ class _Row:
 
 
 class MemoryInbox:
-    """Implements ``Inbox`` and ``WindowStore``; ``clock`` (wall seconds) is injectable."""
+    """Implements ``Inbox`` (a ``StateStore`` too) and ``WindowStore``; ``clock`` (wall seconds)
+    is injectable."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -48,6 +51,7 @@ class MemoryInbox:
         self._replies: dict[int, StoredReply] = {}  # insertion order = commit order
         self._replayed_replies: list[int] = []
         self._windows: dict[tuple[str, str], int] = {}
+        self._state = MemoryStateStore()
         self._next_id = 1
         self._next_reply_id = 1
         self._closed = False
@@ -108,11 +112,17 @@ class MemoryInbox:
         replies = [self._replies[i] for i in ids if self._replies[i].state is ReplyState.PENDING]
         return Replayed(events, replies)
 
-    async def commit_handled(self, event_id: int, replies: Sequence[NewReply]) -> list[StoredReply]:
+    async def commit_handled(
+        self, event_id: int, replies: Sequence[NewReply], state: StateUpdate | None = None
+    ) -> list[StoredReply]:
         self._check_open()
         row = self._rows.get(event_id)
         if row is None:
             raise InboxError(f"no event {event_id}")
+        if row.state == _DONE:  # a retry whose first answer was lost
+            return [r for r in self._replies.values() if r.event_id == event_id]
+        if state is not None:
+            self._state.put(state)  # first: a state that is not JSON fails the whole commit
         now = self._clock()
         stored = []
         for reply in replies:
@@ -235,6 +245,14 @@ class MemoryInbox:
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         self._check_open()
         return self._windows.get((page_id, psid))
+
+    async def load(self, page_id: str, psid: str) -> dict[str, Any]:
+        self._check_open()
+        return await self._state.load(page_id, psid)
+
+    async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
+        self._check_open()
+        await self._state.save(page_id, psid, data)
 
     def _check_open(self) -> None:
         if self._closed:

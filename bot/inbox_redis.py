@@ -3,7 +3,8 @@
 >>> inbox = RedisInbox("redis://127.0.0.1:6379/0", prefix="mhb", shards=16)  # doctest: +SKIP
 >>> await inbox.open(); await inbox.enqueue(records)                          # doctest: +SKIP
 
-Events, the reply outbox, dedup keys, window times and both dead-letter kinds live in Redis;
+Events, the reply outbox, dedup keys, window times, conversations' state (committed by the
+same script as the replies) and both dead-letter kinds live in Redis;
 each write is one Lua script, so it is atomic, and with ``appendonly yes`` it is in the AOF
 before the answer (``appendfsync always``: on disk; ``everysec``: up to a second at risk on
 power loss; docs/scaling.md). Events and replies belong to the shard of their PSID
@@ -15,6 +16,7 @@ stream per shard that the owner follows (``read_feed``, ``bot.shard_feed``).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -39,6 +41,7 @@ from bot.inbox import (
     StoredReply,
 )
 from bot.shards import shard_of
+from bot.state import StateUpdate, encode_state
 
 T = TypeVar("T")
 _PURGE_STEP = 2_000
@@ -193,8 +196,15 @@ class RedisInbox:
             [r for r in replies if r is not None and r.state is ReplyState.PENDING],
         )
 
-    async def commit_handled(self, event_id: int, replies: Sequence[NewReply]) -> list[StoredReply]:
+    async def commit_handled(
+        self, event_id: int, replies: Sequence[NewReply], state: StateUpdate | None = None
+    ) -> list[StoredReply]:
         args: list[Any] = [self.prefix, self._token(), event_id, repr(self._clock())]
+        if state is None:
+            args += ["", "", ""]
+        else:
+            key = self._state_key(state.page_id, state.psid)
+            args += ["set", key, encode_state(state.data)] if state.data else ["del", key, ""]
         for r in replies:
             args += [r.n, r.page_id, r.psid, r.body, self.shard_of(r.psid), r.state.value]
         ids = await self._run("COMMIT_HANDLED", args)
@@ -280,6 +290,24 @@ class RedisInbox:
         field = _window_field(page_id, psid)
         value = await self._do(lambda c: c.hget(f"{self.prefix}:win", field))
         return int(value) if value is not None else None
+
+    # --- StateStore (a commit stores state with its replies; these are for everything else) ---
+
+    async def load(self, page_id: str, psid: str) -> dict[str, Any]:
+        key = self._state_key(page_id, psid)
+        data = await self._do(lambda c: c.get(key))
+        return {} if data is None else dict(json.loads(data))
+
+    async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
+        key = self._state_key(page_id, psid)
+        if data:
+            encoded = encode_state(data)
+            await self._do(lambda c: c.set(key, encoded))
+        else:
+            await self._do(lambda c: c.delete(key))
+
+    def _state_key(self, page_id: str, psid: str) -> str:
+        return f"{self.prefix}:state:{page_id}:{psid}"
 
     # --- the shard feed (bot.shard_feed) ---
 

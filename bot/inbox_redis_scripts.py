@@ -5,7 +5,8 @@ Keys under the prefix ``P`` (docs/scaling.md has the full layout):
 ``P:dedup`` dedup key -> event id, ``P:pending:<shard>`` / ``P:unsettled:<shard>`` sorted by
 id, ``P:done`` done events by done time, ``P:dead:events`` / ``P:dead:replies``,
 ``P:replayed:{events,replies}:<shard>``, ``P:feed:<shard>`` (a stream of new event ids),
-``P:win`` window times, ``P:lease:<shard>`` the shard's owner.
+``P:win`` window times, ``P:state:<page>:<psid>`` a conversation's state (JSON),
+``P:lease:<shard>`` the shard's owner.
 
 A write that carries a lease token (``ARGV`` "token") is fenced: it fails with ``NOTOWNER``
 unless the token still owns the shard, so a replica that stalled past its lease cannot
@@ -48,8 +49,9 @@ end
 return out
 """
 
-# ARGV: prefix, token, event id, now, then 6 per reply: n, page, psid, body, shard, state
-# (pending, or sending when the sender claims the reply at once).
+# ARGV: prefix, token, event id, now, state op ("" none, "set", "del"), state key, state JSON,
+# then 6 per reply: n, page, psid, body, shard, state (pending, or sending when the sender
+# claims the reply at once).
 COMMIT_HANDLED = (
     _FENCE
     + """
@@ -65,8 +67,13 @@ redis.call('HSET', p .. ':e:' .. id, 'state', 'd', 'done_at', now)
 redis.call('ZREM', p .. ':pending:' .. shard, id)
 redis.call('ZREM', p .. ':replayed:events:' .. shard, id)
 redis.call('ZADD', p .. ':done', now, id)
+if ARGV[5] == 'set' then
+  redis.call('SET', ARGV[6], ARGV[7])
+elseif ARGV[5] == 'del' then
+  redis.call('DEL', ARGV[6])
+end
 local out = {}
-for i = 5, #ARGV, 6 do
+for i = 8, #ARGV, 6 do
   local rid = redis.call('INCR', p .. ':seq:replies')
   local rshard = ARGV[i + 4]
   redis.call('HSET', p .. ':r:' .. rid, 'event', id, 'n', ARGV[i], 'page', ARGV[i + 1],

@@ -9,7 +9,8 @@ returned: an ``enqueue`` that returned is on disk and survives ``kill -9``.
 Reads run on a second connection in their own thread; WAL lets them proceed during commits.
 
 Neighbouring ``commit_handled`` writes of one group commit share one ``UPDATE`` and one
-multi-row ``INSERT`` into the reply outbox.
+multi-row ``INSERT`` into the reply outbox; the handlers' conversation state lives in the
+same file (table ``conversation_state``) and is written in that same transaction.
 
 >>> inbox = SqliteInbox("var/inbox.db", synchronous="FULL", on_commit=print)  # doctest: +SKIP
 >>> await inbox.open(); stored = await inbox.enqueue([record])  # doctest: +SKIP
@@ -44,6 +45,7 @@ from bot.inbox import (
     StoredEvent,
     StoredReply,
 )
+from bot.state import StateUpdate, encode_state
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -91,7 +93,14 @@ CREATE TABLE IF NOT EXISTS windows (
     opened_at_ms  INTEGER NOT NULL,
     PRIMARY KEY (page_id, psid)
 ) WITHOUT ROWID;
-PRAGMA user_version = 2;
+CREATE TABLE IF NOT EXISTS conversation_state (
+    page_id       TEXT    NOT NULL,
+    psid          TEXT    NOT NULL,
+    data          TEXT    NOT NULL,  -- a JSON object (bot.state)
+    updated_at    REAL    NOT NULL,
+    PRIMARY KEY (page_id, psid)
+) WITHOUT ROWID;
+PRAGMA user_version = 3;
 """
 
 _COLUMNS = (
@@ -111,10 +120,17 @@ _INSERT = (
 )
 _ROW_PLACEHOLDERS = "(?, ?, ?, ?, ?, ?, ?, ?)"
 # One constant statement for any number of ids (a JSON array), so SQLite's statement cache hits.
+# It returns the events it moved: the others were done already (a retried commit).
 _MARK_DONE = (
     "UPDATE events SET status = 'done', done_at = ?, replayed = 0"
-    " WHERE id IN (SELECT value FROM json_each(?))"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND status != 'done' RETURNING id"
 )
+_UPSERT_STATE = (
+    "INSERT INTO conversation_state (page_id, psid, data, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (page_id, psid)"
+    " DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at"
+)
+_DELETE_STATE = "DELETE FROM conversation_state WHERE page_id = ? AND psid = ?"
 # 7 parameters a reply row.
 _REPLY_CHUNK = 1000
 _UPSERT_WINDOW = (
@@ -148,9 +164,12 @@ class _Request:
     handled: tuple[int, list[NewReply]] | None = None
     done_at: float = 0.0
     updates: list[ReplyUpdate] | None = None  # an update_replies: neighbouring ones share one
+    state: _StateRow | None = None  # a commit_handled's new conversation state
 
 
 _STOP = object()
+# (page id, psid, the state as JSON text or None to delete it)
+_StateRow = tuple[str, str, str | None]
 
 
 class SqliteInbox:
@@ -266,16 +285,19 @@ class SqliteInbox:
         result: Replayed = await self._write(op)
         return result
 
-    async def commit_handled(self, event_id: int, replies: Sequence[NewReply]) -> list[StoredReply]:
+    async def commit_handled(
+        self, event_id: int, replies: Sequence[NewReply], state: StateUpdate | None = None
+    ) -> list[StoredReply]:
         loop = asyncio.get_running_loop()
         request = _Request(
             None,
             None,
-            1 + len(replies),
+            1 + len(replies) + (state is not None),
             loop.create_future(),
             loop,
             (event_id, list(replies)),
             self._clock(),
+            state=None if state is None else _state_row(state),  # StateError before queueing
         )
         result: list[StoredReply] = await self._queue_request(request)
         return result
@@ -366,6 +388,11 @@ class SqliteInbox:
         params = (page_id, psid, at_ms)
         await self._write(lambda conn: conn.execute(_UPSERT_WINDOW, params).rowcount)
 
+    async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
+        """Replace a conversation's state outside a commit (``StateStore``)."""
+        rows, now = [_state_row(StateUpdate(page_id, psid, data))], self._clock()
+        await self._write(lambda conn: _write_states(conn, rows, now))
+
     async def ping(self) -> None:
         """A round trip through the writer thread: proves it is alive and not wedged."""
         await self._write(lambda conn: conn.execute("SELECT 1").fetchone(), writes=0)
@@ -416,6 +443,19 @@ class SqliteInbox:
             )
 
         return await self._read(query)
+
+    async def load(self, page_id: str, psid: str) -> dict[str, Any]:
+        """A conversation's state, ``{}`` when it has none (``StateStore``)."""
+
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT data FROM conversation_state WHERE page_id = ? AND psid = ?",
+                (page_id, psid),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        data = await self._read(query)
+        return {} if data is None else dict(json.loads(data))
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         def query(conn: sqlite3.Connection) -> int | None:
@@ -593,14 +633,35 @@ def _commit_handled(
     conn: sqlite3.Connection, requests: list[_Request]
 ) -> list[tuple[_Request, bool, Any]]:
     """Many ``commit_handled``s in few statements (each SQLite call costs the writer a GIL
-    hand-off): one ``UPDATE`` for the events, one multi-row ``INSERT`` per chunk of replies.
+    hand-off): one ``UPDATE`` for the events, one multi-row ``INSERT`` per chunk of replies,
+    the conversations' new states. An event done already (a retried commit) writes nothing
+    and gets the replies of its first commit back.
 
     The events share the latest ``done_at`` of the run: at most a commit interval later than
     each one's own, which only matters to ``purge`` (dedup retention) and errs towards keeping.
     """
     ids = json.dumps([r.handled[0] for r in requests if r.handled is not None])
     done_at = max(r.done_at for r in requests)
-    conn.execute(_MARK_DONE, (done_at, ids))
+    fresh = {row[0] for row in conn.execute(_MARK_DONE, (done_at, ids)).fetchall()}
+    if len(fresh) == len(requests):
+        return _commit_fresh(conn, requests, done_at)
+    first: list[_Request] = []
+    retries: list[_Request] = []
+    for request in requests:
+        assert request.handled is not None
+        (first if request.handled[0] in fresh else retries).append(request)
+    results = _commit_fresh(conn, first, done_at)
+    for request in retries:
+        assert request.handled is not None
+        results.append((request, True, _committed_replies(conn, request.handled[0])))
+    return results
+
+
+def _commit_fresh(
+    conn: sqlite3.Connection, requests: list[_Request], done_at: float
+) -> list[tuple[_Request, bool, Any]]:
+    """The replies and states of events this transaction marked done."""
+    _write_states(conn, [r.state for r in requests if r.state is not None], done_at)
     rows = [
         (event_id, reply, request.done_at)
         for request in requests
@@ -649,6 +710,28 @@ def _commit_handled(
         results.append((request, True, stored[taken : taken + count]))
         taken += count
     return results
+
+
+def _committed_replies(conn: sqlite3.Connection, event_id: int) -> list[StoredReply]:
+    return _replies(conn, "WHERE event_id = ? ORDER BY id", (event_id,))
+
+
+def _state_row(update: StateUpdate) -> _StateRow:
+    encoded = encode_state(update.data) if update.data else None
+    return (update.page_id, update.psid, encoded)
+
+
+def _write_states(conn: sqlite3.Connection, rows: list[_StateRow], now: float) -> None:
+    """Conversations' new states; the last one for a conversation wins, empty ones delete."""
+    if not rows:
+        return
+    final = {(page, psid): data for page, psid, data in rows}
+    upserts = [(p, u, d, now) for (p, u), d in final.items() if d is not None]
+    deletes = [(p, u) for (p, u), d in final.items() if d is None]
+    if upserts:
+        conn.executemany(_UPSERT_STATE, upserts)
+    if deletes:
+        conn.executemany(_DELETE_STATE, deletes)
 
 
 def _insert(conn: sqlite3.Connection, records: list[InboxRecord]) -> list[StoredEvent | None]:

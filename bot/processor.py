@@ -4,12 +4,13 @@
 ...                            outbox=outbox, metrics=metrics, tracer=tracer)  # doctest: +SKIP
 >>> again = await processor.run(EventJob(stored))  # None, or when to try again  # doctest: +SKIP
 
-The handler's replies and the event's done mark are ONE inbox write (it rides the group
-commit), so once it landed no retry or restart runs that handler again. A failed commit is
-retried with the replies kept in memory, never by running the handler again. A failing
-handler is retried with back-off and finally dead-lettered ("handler failed"). An echo that
-carries one of our idempotency keys settles that reply (``ReplyOutbox.on_echo``) before the
-echo event itself is marked done.
+The handler's replies, the conversation's new state (the inbox is the handlers' default
+``StateStore``) and the event's done mark are ONE inbox write (it rides the group commit), so
+once it landed no retry or restart runs that handler again, and a failed attempt leaves no
+state behind. A failed commit is retried with the replies kept in memory, never by running
+the handler again. A failing handler is retried with back-off and finally dead-lettered
+("handler failed"). An echo that carries one of our idempotency keys settles that reply
+(``ReplyOutbox.on_echo``) before the echo event itself is marked done.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ from bot.events import (
     StoredPayloadError,
     event_from_storage,
 )
-from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent
+from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent, StoredReply
 from bot.metrics import BotMetrics
 from bot.outbox import ReplyOutbox
 from bot.outbox_codec import encode_reply, key_from_metadata
 from bot.retry import backoff_delay
 from bot.routing import DispatchResult, Router
 from bot.settings import BotSettings
+from bot.state import StateUpdate, encode_state
 from bot.tracing import span_context_from_traceparent, user_attributes, user_hash_key
 from bot.untraced import never_records
 from bot.window_cache import WindowCache
@@ -141,13 +143,16 @@ class EventProcessor:
             metrics.workers_busy.dec()
             self._handler_duration[kind].observe(max(0.0, self._clock() - started))
         if handled is not None:
+            state = handled.result.state
             try:
                 replies = self._new_replies(stored, handled)
+                if state is not None:
+                    encode_state(state.data)  # refused here, as the handler's failure
             except Exception as exc:  # e.g. a reply that is not JSON: the handler's bug
                 error = exc
             else:
                 committed = await self._final_write(
-                    stored, lambda: self._inbox.commit_handled(stored.id, replies)
+                    stored, lambda: self._commit(stored.id, replies, state)
                 )
                 if committed is None:
                     return None  # stopping: the event stays pending, its handler re-runs
@@ -205,6 +210,13 @@ class EventProcessor:
             NewReply(n=n, page_id=page_id, psid=psid, body=encode_reply(reply), state=self._claim)
             for n, reply in enumerate(replies)
         ]
+
+    def _commit(
+        self, event_id: int, replies: list[NewReply], state: StateUpdate | None
+    ) -> Awaitable[list[StoredReply]]:
+        if state is None:  # the two-argument form: inbox wrappers may predate state
+            return self._inbox.commit_handled(event_id, replies)
+        return self._inbox.commit_handled(event_id, replies, state)
 
     async def _final_write(self, stored: StoredEvent, make: Callable[[], Awaitable[T]]) -> T | None:
         """The event's last write (handled or dead letter), retried until it lands, together
@@ -292,7 +304,9 @@ class EventProcessor:
             event = event_from_storage(stored)
             if span.is_recording() and event.mid:
                 span.set_attribute("bot.mid", event.mid)
-            result = await self._router.dispatch(event)
+            # The inbox is the state store of routes without their own: their state is
+            # committed with the replies (DispatchResult.state), never saved before.
+            result = await self._router.dispatch(event, state_store=self._inbox)
             if event.kind is EventKind.ECHO:
                 self._metrics.echoes_ignored.inc()
                 reply_id = key_from_metadata(event.message.get("metadata"))

@@ -74,8 +74,9 @@ __all__ = [
 class DispatchResult:
     """Whether a handler matched, and the replies it asked for (always empty for echoes).
 
-    ``state`` is the conversation's new state when the handler changed it (already saved by
-    the router unless it was built with ``save_state=False``).
+    ``state`` is the conversation's new state when the handler changed it and the caller
+    stores it: state from the caller's ``dispatch(state_store=...)``, or from any store of a
+    router built with ``save_state=False``. State the router saved itself is not repeated.
     """
 
     handled: bool
@@ -107,8 +108,9 @@ class Router:
     """Maps event kinds (and filters) to handlers; routers compose with ``include_router``.
 
     ``deps`` and ``router.provide(...)`` register dependencies; ``state_store`` gives
-    handlers ``ctx.state``. With ``save_state=False`` the router only reports the new state
-    in ``DispatchResult.state`` (for a caller that commits it together with the replies).
+    handlers ``ctx.state``, saved by the router when the handler returns. With
+    ``save_state=False`` the router only reports the new state in ``DispatchResult.state``
+    (for a caller that commits it together with the replies).
     """
 
     # The table of event kinds with a decorator each.
@@ -235,13 +237,22 @@ class Router:
         found = self._find(event)
         return found[0].route.handler if found else None
 
-    async def dispatch(self, event: InboundEvent) -> DispatchResult:
-        """Run the matching handler; exceptions propagate to the caller (the worker)."""
+    async def dispatch(
+        self, event: InboundEvent, *, state_store: StateStore | None = None
+    ) -> DispatchResult:
+        """Run the matching handler; exceptions propagate to the caller (the engine).
+
+        ``state_store`` is the caller's store for routes without one of their own: their
+        state is loaded from it, never saved here, and reported in ``DispatchResult.state``
+        (the engine passes its inbox and commits the state with the replies).
+        """
         found = self._find(event)
         if found is None:
             return DispatchResult(handled=False)
         candidate, match = found
-        store, psid = candidate.store, event.user_id
+        store = candidate.store if candidate.store is not None else state_store
+        psid = event.user_id
+        saves = self._save_state and candidate.store is not None
         state = None
         if store is not None and psid and event.kind is not EventKind.ECHO:
             state = ConversationState(await store.load(event.page_id, psid))
@@ -261,8 +272,9 @@ class Router:
         update = None
         if state is not None and store is not None and psid and state.changed:
             update = StateUpdate(event.page_id, psid, state.as_dict())
-            if self._save_state:
+            if saves:
                 await store.save(update.page_id, update.psid, update.data)
+                update = None
         return DispatchResult(handled=True, replies=replies, state=update)
 
     def _find(self, event: InboundEvent) -> tuple[_Candidate, re.Match[str] | None] | None:

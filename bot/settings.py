@@ -145,8 +145,6 @@ class BotSettings(BaseSettings):
 
     # --- Human handoff (bot.handoff): the app agents answer in; default Meta's Page Inbox ---
     handoff_app_id: str = Field(default="263902037430900", alias="HANDOFF_APP_ID")
-    # --- Conversation state (bot.state_sqlite) for handlers' ctx.state ---
-    state_path: Path = Field(default=Path("var/state.db"), alias="STATE_PATH")
 
     # --- Tracing (exporters, sampler and resource come from the standard OTEL_* variables) ---
     # User ids (PSIDs) in span attributes: "hashed" (user.hash) or "raw" (user.id).

@@ -1,13 +1,18 @@
 """Per-conversation state for handlers: ``ctx.state["step"] = "email"``.
 
-The router loads a conversation's state before its handler runs and saves it afterwards
-when the handler changed it. Stores implement :class:`StateStore`: this module has the
-in-memory one, :mod:`bot.state_sqlite` the durable one.
+The router loads a conversation's state before its handler runs. Stores implement
+:class:`StateStore`: every inbox backend is one (``bot.inbox``), and this module has a
+plain in-memory one for router tests.
 
-A conversation's events run one at a time (the worker pool orders them per sender), so a
-load-modify-save never races another for the same user. The save happens when the handler
-returns, before its replies are sent; ``Router(save_state=False)`` leaves it to the caller
-(``DispatchResult.state``), which can commit it in one transaction with the replies.
+The bot's engine gives handlers its inbox as their store and commits a handler's new state
+in the SAME write as its replies and the event's done mark (``Inbox.commit_handled``): a
+handler that fails leaves no state behind, and a retried event never sees state advanced by
+an attempt whose replies were not committed. A store a handlers module sets itself
+(``router.state_store``) is saved by the router when the handler returns, before the replies
+are committed: only the inbox store is atomic with the replies.
+
+A conversation's events run one at a time (the engine orders them per sender), so a
+load-modify-save never races another for the same user.
 
 >>> state = ConversationState({"step": "name"})
 >>> state["step"] = "email"
@@ -36,10 +41,8 @@ class StateStore(Protocol):
         ...
 
     async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
-        """Replace the state; an empty ``data`` deletes it."""
+        """Replace the state; an empty ``data`` deletes it (``StateError`` if not JSON)."""
         ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,7 @@ def encode_state(data: Mapping[str, Any]) -> str:
 
 
 class MemoryStateStore:
-    """``StateStore`` in a dict (tests, single-process bots that may forget on restart)."""
+    """``StateStore`` in a dict (router tests; ``bot.inbox_memory`` keeps its state here)."""
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], str] = {}
@@ -106,11 +109,13 @@ class MemoryStateStore:
         return json.loads(raw) if raw is not None else {}
 
     async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
-        encoded = encode_state(data)  # stored as JSON so it behaves like the durable stores
-        if data:
-            self._rows[(page_id, psid)] = encoded
-        else:
-            self._rows.pop((page_id, psid), None)
+        self.put(StateUpdate(page_id, psid, data))
 
-    async def aclose(self) -> None:
-        self._rows.clear()
+    def put(self, update: StateUpdate) -> None:
+        """``save`` without awaiting (for a caller applying it inside its own write)."""
+        encoded = encode_state(update.data)  # stored as JSON like the durable stores
+        key = (update.page_id, update.psid)
+        if update.data:
+            self._rows[key] = encoded
+        else:
+            self._rows.pop(key, None)

@@ -1,5 +1,8 @@
 """A lead-capture bot: name, e-mail and phone asked one at a time, kept in ``ctx.state``.
 
+The bot keeps ``ctx.state`` in its inbox and stores each change in the same write as the
+handler's replies, so a retried or restarted event never skips a step.
+
     python -m examples lead                              # applies examples/profile.yaml first
     PYTHONPATH=. BOT_HANDLERS_MODULE=examples.lead_capture_bot messenger-bot serve
 
@@ -15,17 +18,13 @@ from bot.context import Context
 from bot.messages import QuickReply, text
 from bot.reply import Reply
 from bot.routing import Router
-from bot.settings import BotSettings
-from bot.state_sqlite import SqliteStateStore
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[\d ()-]{6,20}$")
 
 
-def register(router: Router, settings: BotSettings) -> None:
-    """Called by ``load_router`` with the bot's settings: state on disk, leads in a list."""
-    router.state_store = store = SqliteStateStore(settings.state_path)
-    router.on_shutdown(store.aclose)
+def register(router: Router) -> None:
+    """Called by ``load_router``: leads go to a list."""
     router.provide(leads=[])
     router.include_router(leads)
 

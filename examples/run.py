@@ -109,7 +109,6 @@ async def running(
         settings = make_settings(
             graph_api_base=mock_server.base_url,
             inbox_path=workdir / "inbox.db",
-            state_path=workdir / "state.db",
         )
         router = load_router(EXAMPLES[name], settings=settings)
         if deps:

@@ -1,5 +1,8 @@
 """What every ``Inbox`` (and ``WindowStore``) backend must do: one suite, every backend.
 
+Every inbox is also the handlers' ``StateStore``, so the suite includes the state suite
+(``tests/unit/bot/state_conformance.py``) with the inbox as the store.
+
 A backend's test module subclasses ``InboxConformance`` and provides two fixtures:
 ``clock`` (a ``FakeClock`` the backend reads its wall time from) and ``inbox`` (an open
 backend built with that clock), usually parametrised over backends::
@@ -27,6 +30,8 @@ from bot.inbox import (
     ReplyUpdate,
     StoredEvent,
 )
+from bot.state import StateError, StateUpdate
+from tests.unit.bot.state_conformance import StateStoreConformance
 
 PAGE, USER = "104501234567890", "6543210987654321"
 
@@ -58,8 +63,12 @@ def reply(n: int, text: str = "hi") -> NewReply:
     return NewReply(n=n, page_id=PAGE, psid=USER, body=json.dumps({"message": {"text": text}}))
 
 
-class InboxConformance:
+class InboxConformance(StateStoreConformance):
     """Subclasses provide the ``inbox`` and ``clock`` fixtures (see the module docstring)."""
+
+    @pytest.fixture
+    def store(self, inbox: Any) -> Any:
+        return inbox
 
     async def _one(self, inbox: Any, key: str = "mid:a") -> StoredEvent:
         (event,) = await inbox.enqueue([record(key)])
@@ -212,3 +221,59 @@ class InboxConformance:
         with pytest.raises(InboxError):
             await inbox.stats()
         await inbox.open()  # the fixture closes it again
+
+    # --- conversation state, committed with the replies ---
+
+    async def test_state_is_committed_with_the_replies_and_the_done_mark(self, inbox: Any) -> None:
+        event = await self._one(inbox)
+        update = StateUpdate(PAGE, USER, {"step": "email", "name": "Zoë"})
+        (stored,) = await inbox.commit_handled(event.id, [reply(0)], update)
+        # Visible together: the event is done, its reply is in the outbox, the state is new.
+        assert await inbox.pending() == []
+        assert await inbox.unsettled_replies() == [stored]
+        assert await inbox.load(PAGE, USER) == {"step": "email", "name": "Zoë"}
+
+    async def test_a_commit_with_empty_state_deletes_it(self, inbox: Any) -> None:
+        await inbox.save(PAGE, USER, {"step": "phone"})
+        await inbox.commit_handled((await self._one(inbox)).id, [], StateUpdate(PAGE, USER, {}))
+        assert await inbox.load(PAGE, USER) == {}
+
+    async def test_a_commit_without_state_leaves_it_alone(self, inbox: Any) -> None:
+        await inbox.save(PAGE, USER, {"step": "phone"})
+        await inbox.commit_handled((await self._one(inbox)).id, [reply(0)])
+        assert await inbox.load(PAGE, USER) == {"step": "phone"}
+
+    async def test_a_retried_commit_returns_the_first_replies_and_changes_nothing(
+        self, inbox: Any
+    ) -> None:
+        event = await self._one(inbox)
+        first = await inbox.commit_handled(
+            event.id, [reply(0), reply(1)], StateUpdate(PAGE, USER, {"step": 1})
+        )
+        await inbox.save(PAGE, USER, {"step": 2})  # the conversation moved on meanwhile
+        again = await inbox.commit_handled(  # the first answer was lost, say
+            event.id, [reply(0), reply(1)], StateUpdate(PAGE, USER, {"step": 1})
+        )
+        assert again == first
+        assert await inbox.unsettled_replies() == first
+        assert await inbox.load(PAGE, USER) == {"step": 2}
+
+    async def test_state_that_is_not_json_fails_the_commit_and_stores_nothing(
+        self, inbox: Any
+    ) -> None:
+        event = await self._one(inbox)
+        with pytest.raises(StateError):
+            await inbox.commit_handled(event.id, [reply(0)], StateUpdate(PAGE, USER, {"x": {1j}}))
+        assert [e.id for e in await inbox.pending()] == [event.id]
+        assert await inbox.unsettled_replies() == []
+        assert await inbox.load(PAGE, USER) == {}
+
+    async def test_a_failed_handler_leaves_the_state_as_it_was(self, inbox: Any) -> None:
+        await inbox.save(PAGE, USER, {"step": "name"})
+        event = await self._one(inbox)
+        await inbox.record_failure(event.id, 1, "RuntimeError: boom")
+        await inbox.dead_letter(event.id, "RuntimeError: boom")
+        assert await inbox.load(PAGE, USER) == {"step": "name"}
+        await inbox.replay(event_ids=[event.id])  # replayed, then handled: now it advances
+        await inbox.commit_handled(event.id, [], StateUpdate(PAGE, USER, {"step": "email"}))
+        assert await inbox.load(PAGE, USER) == {"step": "email"}

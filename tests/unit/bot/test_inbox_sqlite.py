@@ -16,7 +16,8 @@ import pytest
 
 from bot.inbox import InboxError, ReplyState, ReplyUpdate
 from bot.inbox_sqlite import SqliteInbox
-from tests.unit.bot.inbox_conformance import FakeClock, record, reply
+from bot.state import StateUpdate
+from tests.unit.bot.inbox_conformance import PAGE, FakeClock, record, reply
 
 
 @pytest.fixture
@@ -182,3 +183,25 @@ async def test_a_handled_commit_keeps_its_place_among_other_writes(inbox: Sqlite
     # Queued in the same loop iteration, after the commit: it must see it.
     assert [e.id for e in await inbox.pending()] == [b.id]
     await done
+
+
+async def test_committed_state_survives_a_reopen_and_rides_the_same_group_commit(
+    tmp_path: Path, commits: list[int]
+) -> None:
+    box = SqliteInbox(tmp_path / "inbox.db", on_commit=commits.append)
+    await box.open()
+    events = await box.enqueue([record(f"mid:{i}", sender=f"user{i}") for i in range(3)])
+    commits.clear()
+    await asyncio.gather(
+        *(
+            box.commit_handled(e.id, [reply(0)], StateUpdate(e.page_id, e.sender_key, {"n": i}))
+            for i, e in enumerate(events)
+            if e is not None
+        )
+    )
+    assert commits == [9]  # 3 events + 3 replies + 3 states, one transaction
+    await box.close()
+    again = SqliteInbox(tmp_path / "inbox.db")
+    await again.open()
+    assert [await again.load(PAGE, f"user{i}") for i in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    await again.close()
