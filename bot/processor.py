@@ -44,14 +44,14 @@ from bot.events import (
     StoredPayloadError,
     event_from_storage,
 )
-from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent, StoredReply
+from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent
 from bot.metrics import BotMetrics
 from bot.outbox import ReplyOutbox
 from bot.outbox_codec import encode_reply, key_from_metadata
 from bot.retry import backoff_delay
 from bot.routing import DispatchResult, Router
 from bot.settings import BotSettings
-from bot.state import StateUpdate, encode_state
+from bot.state import encode_state
 from bot.tracing import span_context_from_traceparent, user_attributes, user_hash_key
 from bot.untraced import never_records
 from bot.window_cache import WindowCache
@@ -152,7 +152,7 @@ class EventProcessor:
                 error = exc
             else:
                 committed = await self._final_write(
-                    stored, lambda: self._commit(stored.id, replies, state)
+                    stored, lambda: self._inbox.commit_handled(stored.id, replies, state)
                 )
                 if committed is None:
                     return None  # stopping: the event stays pending, its handler re-runs
@@ -210,13 +210,6 @@ class EventProcessor:
             NewReply(n=n, page_id=page_id, psid=psid, body=encode_reply(reply), state=self._claim)
             for n, reply in enumerate(replies)
         ]
-
-    def _commit(
-        self, event_id: int, replies: list[NewReply], state: StateUpdate | None
-    ) -> Awaitable[list[StoredReply]]:
-        if state is None:  # the two-argument form: inbox wrappers may predate state
-            return self._inbox.commit_handled(event_id, replies)
-        return self._inbox.commit_handled(event_id, replies, state)
 
     async def _final_write(self, stored: StoredEvent, make: Callable[[], Awaitable[T]]) -> T | None:
         """The event's last write (handled or dead letter), retried until it lands, together

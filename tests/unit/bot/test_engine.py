@@ -443,11 +443,11 @@ class FlakyCommits(MemoryInbox):
         self.commit_failures = commit_failures
         self.state_failures = state_failures
 
-    async def commit_handled(self, event_id: int, replies: Any) -> Any:
+    async def commit_handled(self, event_id: int, replies: Any, state: Any = None) -> Any:
         if self.commit_failures:
             self.commit_failures -= 1
             raise InboxError("database is locked")
-        return await super().commit_handled(event_id, replies)
+        return await super().commit_handled(event_id, replies, state)
 
     async def update_replies(self, updates: Any) -> None:
         if self.state_failures:
@@ -833,9 +833,9 @@ async def test_replies_are_claimed_at_commit_only_when_a_crash_may_resend_them(
     committed: list[ReplyState] = []
 
     class SpyInbox(MemoryInbox):
-        async def commit_handled(self, event_id: int, replies: Any) -> Any:
+        async def commit_handled(self, event_id: int, replies: Any, state: Any = None) -> Any:
             committed.extend(r.state for r in replies)
-            return await super().commit_handled(event_id, replies)
+            return await super().commit_handled(event_id, replies, state)
 
     h = Harness(inbox=SpyInbox(), reply_guarantee=guarantee)
     await h.pool.start()
