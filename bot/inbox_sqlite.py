@@ -205,6 +205,10 @@ class SqliteInbox:
         self._accepting = False
         self._outbox: list[_Request] = []  # requests of this loop iteration, not yet queued
         self._flush_scheduled = False
+        # Conversations that have state. State is only written through this object, so a
+        # handler of a conversation without state (most events of most bots) loads {} with no
+        # read at all: a per-event thread hop and query otherwise.
+        self._stateful: set[tuple[str, str]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -228,6 +232,10 @@ class SqliteInbox:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-read")
         with self._lock:
             self._accepting = True
+        keys = await self._read(
+            lambda conn: conn.execute("SELECT page_id, psid FROM conversation_state").fetchall()
+        )
+        self._stateful = {(str(page), str(psid)) for page, psid in keys}
 
     async def close(self) -> None:
         """Finish queued writes, then stop the writer and close both connections."""
@@ -300,6 +308,8 @@ class SqliteInbox:
             state=None if state is None else _state_row(state),  # StateError before queueing
         )
         result: list[StoredReply] = await self._queue_request(request)
+        if state is not None:
+            self._note_state(state)
         return result
 
     async def record_failure(self, event_id: int, attempts: int, error: str) -> None:
@@ -390,8 +400,17 @@ class SqliteInbox:
 
     async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
         """Replace a conversation's state outside a commit (``StateStore``)."""
-        rows, now = [_state_row(StateUpdate(page_id, psid, data))], self._clock()
+        update = StateUpdate(page_id, psid, data)
+        rows, now = [_state_row(update)], self._clock()
         await self._write(lambda conn: _write_states(conn, rows, now))
+        self._note_state(update)
+
+    def _note_state(self, update: StateUpdate) -> None:
+        key = (update.page_id, update.psid)
+        if update.data:
+            self._stateful.add(key)
+        else:
+            self._stateful.discard(key)
 
     async def ping(self) -> None:
         """A round trip through the writer thread: proves it is alive and not wedged."""
@@ -446,6 +465,8 @@ class SqliteInbox:
 
     async def load(self, page_id: str, psid: str) -> dict[str, Any]:
         """A conversation's state, ``{}`` when it has none (``StateStore``)."""
+        if (page_id, psid) not in self._stateful:
+            return {}
 
         def query(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(
