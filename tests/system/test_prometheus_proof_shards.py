@@ -102,9 +102,11 @@ def test_the_shard_alerts_fire_under_a_stuck_owner_and_a_killed_replica_and_reso
             inbox = RedisInbox(server.url, shards=SHARDS)
             held = old_held_event(stuck_user, "m_shard_hold", age_seconds=700)
 
+            keep_writing = users.repeat(lambda: users.text(stuck_user, "still there?"), 0.3)
+
             def hold_and_keep_writing() -> None:
                 store_directly(inbox, [held])
-                users.repeat(lambda: users.text(stuck_user, "still there?"), 0.3)()
+                keep_writing()
 
             def release() -> None:
                 users.stop_repeating()
