@@ -5,6 +5,10 @@ to ``firing`` and from the clearing to gone (neither pending nor firing), and re
 ``AlertProof`` row per alert; ``proof_table`` prints them. An alert is identified as
 ``Name/severity`` (plus ``/long_window`` for the burn-rate alerts), the same key
 ``alert_keys`` builds from the rule files, so a test can check that every rule was proven.
+
+Two proofs share the rules: ``test_prometheus_proof`` (one bot on SQLite) proves every rule
+except those reading the Redis inbox's shard metrics (``reads_shard_metrics``), which
+``test_prometheus_proof_shards`` (replicas on Redis) proves. Both run ``short_rule_copies``.
 """
 
 from __future__ import annotations
@@ -13,14 +17,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from dashboards import queries
 from tests.polling import wait_until
-from tests.system.prometheus_server import PrometheusClient
+from tests.system.prometheus_server import PrometheusClient, shortened_rules
 
 POLL_SECONDS = 0.25
+RULES_DIR = Path(queries.DASHBOARD_DIR) / "rules"
+# Only the Redis inbox exports these (one series per shard).
+SHARD_METRIC_PREFIX = "bot_shard_"
 
 
 @dataclass
@@ -44,6 +54,32 @@ def alert_keys(rules: Iterable[Mapping[str, Any]]) -> set[str]:
         for rule in rules
         if "alert" in rule
     }
+
+
+def load_rules() -> list[dict[str, Any]]:
+    """Every rule (alerting and recording) of ``dashboards/rules/*.rules.yml``."""
+    return [
+        rule
+        for path in sorted(RULES_DIR.glob("*.rules.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def reads_shard_metrics(rule: Mapping[str, Any]) -> bool:
+    """True for a rule on the Redis inbox's per-shard metrics (a SQLite bot has none)."""
+    return any(name.startswith(SHARD_METRIC_PREFIX) for name in queries.metric_names(rule["expr"]))
+
+
+def short_rule_copies(workdir: Path) -> list[Path]:
+    """Test copies of every rule file in ``workdir``: ``for:`` 2 s, range windows 10 s
+    (thresholds as in production), so an alert fires and resolves within seconds."""
+    copies = []
+    for source in sorted(RULES_DIR.glob("*.rules.yml")):
+        copy = workdir / source.name
+        copy.write_text(shortened_rules(source, for_duration="2s", window="10s"))
+        copies.append(copy)
+    return copies
 
 
 def active_alerts(prom: PrometheusClient) -> dict[str, str]:

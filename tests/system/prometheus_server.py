@@ -63,18 +63,24 @@ def running_prometheus(
     binary: str,
     workdir: Path,
     *,
-    targets: Mapping[str, str],
+    targets: Mapping[str, str | Sequence[str]],
     rule_files: Sequence[Path],
     scrape_interval: str = "1s",
     ready_timeout: float = 30.0,
 ) -> Iterator[PrometheusClient]:
-    """Start Prometheus scraping ``targets`` (job -> host:port) and stop it afterwards."""
+    """Start Prometheus scraping ``targets`` (job -> host:port, or a list of them for a job's
+    replicas) and stop it afterwards."""
     port = _free_port()
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [address]}]}
+            {
+                "job_name": job,
+                "static_configs": [
+                    {"targets": [address] if isinstance(address, str) else list(address)}
+                ],
+            }
             for job, address in targets.items()
         ],
     }

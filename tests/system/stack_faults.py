@@ -3,7 +3,9 @@
 ``Conversations`` keeps users talking to the bot through the mock; ``Faults`` pairs an
 ``inject`` and a ``clear`` callable per fault: a signature flood, a Send API outage, a handler
 that blocks the loop or fails, the bot stopped, an old event stuck pending, the inbox locked
-by another writer, deliveries failing for an hour of platform time.
+by another writer, deliveries failing for an hour of platform time. ``MockUsers`` (what
+``Faults`` builds on) and ``old_held_event`` / ``store_directly`` serve any bot deployment,
+the Redis replicas too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.inbox import InboxRecord
+from bot.inbox import Inbox, InboxRecord
 from bot.inbox_sqlite import SqliteInbox
 from loadtests.processes import LoopbackStack
 from mock_meta.settings import DEFAULT_PAGE_ID, DEFAULT_PAGE_TOKEN, DEFAULT_PSID
@@ -78,16 +80,13 @@ class Conversations:
                 http.post(f"/_mock/users/{psid}/actions", json=silent)
 
 
-class Faults:
-    """The faults of the proof, each a pair of inject/clear callables on the running stack."""
+class MockUsers:
+    """Users of the mock that text the bot, and a paced repeat of any such action."""
 
-    def __init__(self, stack: LoopbackStack, mock: httpx.Client) -> None:
-        self.stack = stack
+    def __init__(self, mock: httpx.Client, release_file: Path) -> None:
         self.mock = mock
-        self.workdir = Path(stack.bot.env["INBOX_PATH"]).parent
+        self.release_file = release_file
         self._repeaters: list[Repeater] = []
-        self._lock: sqlite3.Connection | None = None
-        self.bot = httpx.Client(base_url=stack.bot_url, trust_env=False, timeout=15.0)
 
     def repeat(self, action: Callable[[], Any], interval: float) -> Callable[[], None]:
         def inject() -> None:
@@ -101,14 +100,6 @@ class Faults:
         while self._repeaters:
             self._repeaters.pop().stop()
 
-    def unsigned_posts(self) -> None:
-        for _ in range(10):
-            self.bot.post(
-                "/webhook",
-                content=b'{"object":"page","entry":[]}',
-                headers={"X-Hub-Signature-256": "sha256=" + "0" * 64},
-            )
-
     def text_and_wait(self, psid: str, text: str) -> None:
         sent = self.mock.post(f"/_mock/users/{psid}/actions", json={"type": "text", "text": text})
         self.mock.get(
@@ -121,6 +112,64 @@ class Faults:
     def new_user(self) -> str:
         psid: str = self.mock.post("/_mock/users", json={}).json()["psid"]
         return psid
+
+    def release_held_events(self) -> None:
+        """Lets every ``hold`` handler of ``tests.system.fault_handlers`` finish."""
+        self.release_file.touch()
+
+
+def old_held_event(psid: str, mid: str, *, age_seconds: float) -> InboxRecord:
+    """A ``hold`` text from ``psid`` received ``age_seconds`` ago: stored straight into an
+    inbox, it is an old pending event that its handler holds until released."""
+    now_ms = int(time.time() * 1000)
+    event = {
+        "sender": {"id": psid},
+        "recipient": {"id": DEFAULT_PAGE_ID},
+        "timestamp": now_ms,
+        "message": {"mid": mid, "text": "hold"},
+    }
+    return InboxRecord(
+        page_id=DEFAULT_PAGE_ID,
+        sender_key=psid,
+        kind="text",
+        timestamp_ms=now_ms,
+        dedup_key=mid,
+        payload=json.dumps(event),
+        traceparent=None,
+        received_at=time.time() - age_seconds,
+    )
+
+
+def store_directly(inbox: Inbox, records: list[InboxRecord]) -> None:
+    """Enqueue ``records`` through a separate connection to the bot's storage."""
+
+    async def enqueue() -> None:
+        await inbox.open()
+        try:
+            await inbox.enqueue(records)
+        finally:
+            await inbox.close()
+
+    asyncio.run(enqueue())
+
+
+class Faults(MockUsers):
+    """The faults of the proof, each a pair of inject/clear callables on the running stack."""
+
+    def __init__(self, stack: LoopbackStack, mock: httpx.Client) -> None:
+        self.stack = stack
+        self.workdir = Path(stack.bot.env["INBOX_PATH"]).parent
+        super().__init__(mock, self.workdir / "release")
+        self._lock: sqlite3.Connection | None = None
+        self.bot = httpx.Client(base_url=stack.bot_url, trust_env=False, timeout=15.0)
+
+    def unsigned_posts(self) -> None:
+        for _ in range(10):
+            self.bot.post(
+                "/webhook",
+                content=b'{"object":"page","entry":[]}',
+                headers={"X-Hub-Signature-256": "sha256=" + "0" * 64},
+            )
 
     def arm_send_outage(self) -> None:
         armed = self.mock.post(
@@ -141,36 +190,8 @@ class Faults:
         # A "hold" event received 700 s ago (past both thresholds), held by its handler
         # once the bot is back, until the release file appears.
         self.stop_bot()
-        record = InboxRecord(
-            page_id=DEFAULT_PAGE_ID,
-            sender_key=DEFAULT_PSID,
-            kind="text",
-            timestamp_ms=int(time.time() * 1000),
-            dedup_key="m_backlog_hold",
-            payload=json.dumps(
-                {
-                    "sender": {"id": DEFAULT_PSID},
-                    "recipient": {"id": DEFAULT_PAGE_ID},
-                    "timestamp": int(time.time() * 1000),
-                    "message": {"mid": "m_backlog_hold", "text": "hold"},
-                }
-            ),
-            traceparent=None,
-            received_at=time.time() - 700,
-        )
-
-        async def enqueue() -> None:
-            inbox = SqliteInbox(Path(self.stack.bot.env["INBOX_PATH"]))
-            await inbox.open()
-            try:
-                await inbox.enqueue([record])
-            finally:
-                await inbox.close()
-
-        asyncio.run(enqueue())
-
-    def release_held_events(self) -> None:
-        (self.workdir / "release").touch()
+        record = old_held_event(DEFAULT_PSID, "m_backlog_hold", age_seconds=700)
+        store_directly(SqliteInbox(Path(self.stack.bot.env["INBOX_PATH"])), [record])
 
     def lock_inbox(self) -> None:
         # Another writer holds SQLite's write lock: commits wait out the busy timeout, fail.
