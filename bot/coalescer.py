@@ -1,15 +1,15 @@
-"""Bounded in-flight requests with opportunistic batching (asyncio only, no HTTP).
+"""Bounded in-flight requests with batching of the calls that arrive together (asyncio only).
 
 >>> lanes = Coalescer(limit=8, batch_max=50, send_one=post, send_many=post_batch,  # doctest: +SKIP
 ...                   key=lambda call: call.token, abandoned=give_up)
 >>> answer = await lanes.submit(call)                                              # doctest: +SKIP
 
-A call that finds a free slot is sent alone at once, so at low load the latency is one round
-trip and nothing waits on a timer. A call that finds every slot busy queues; when a slot
-frees, the oldest queued call becomes the *leader*: it takes up to ``batch_max`` queued calls
-with its own key (a batch carries one access token) and sends them as one request, in its own
-task and context, then hands every follower its answer. No background task exists, so there
-is nothing to start or stop.
+Calls queue, and the queue is dispatched once per event-loop iteration (and whenever a request
+frees its slot): each free slot goes to the oldest queued call, which *leads* a request holding
+it and up to ``batch_max - 1`` more queued calls with its key (a batch carries one access
+token). Calls made in the same iteration, typically the replies of one inbox commit, so leave
+as one Graph batch instead of one HTTP request each; a lone call waits for no timer, only for
+the end of the iteration. No background task exists, so there is nothing to start or stop.
 """
 
 from __future__ import annotations
@@ -24,22 +24,22 @@ C = TypeVar("C")
 R = TypeVar("R")
 
 
-class _Lead:
-    """Marker a queued call receives instead of an answer: a slot is now yours, lead a batch."""
-
-
-_LEAD = _Lead()
-
-
 @dataclass(eq=False, slots=True)
 class _Waiter(Generic[C, R]):
     call: C
     key: Hashable
-    future: asyncio.Future[R | _Lead] = field(repr=False)
+    future: asyncio.Future[R | _Lead[C, R]] = field(repr=False)
+
+
+@dataclass(eq=False, slots=True)
+class _Lead(Generic[C, R]):
+    """What a queued call receives instead of an answer: a slot, and the calls it carries."""
+
+    followers: list[_Waiter[C, R]]
 
 
 class Coalescer(Generic[C, R]):
-    """At most ``limit`` requests in flight; calls that had to wait go out together.
+    """At most ``limit`` requests in flight; calls queued together go out together.
 
     ``send_one(call)`` and ``send_many(calls)`` must answer every call (``send_many`` returns
     one answer per call, in order) rather than raise for ordinary failures. When a leader is
@@ -67,6 +67,7 @@ class Coalescer(Generic[C, R]):
         self._key = key
         self._abandoned = abandoned
         self._queue: deque[_Waiter[C, R]] = deque()
+        self._dispatch_scheduled = False
 
     @property
     def queued(self) -> int:
@@ -74,17 +75,14 @@ class Coalescer(Generic[C, R]):
         return len(self._queue)
 
     async def submit(self, call: C) -> R:
-        """Send ``call`` alone if a slot is free, else wait and ride in (or lead) a batch."""
-        if self._free > 0 and not self._queue:
-            self._free -= 1
-            try:
-                return await self._send_one(call)
-            finally:
-                self._release()
-        waiter: _Waiter[C, R] = _Waiter(
-            call, self._key(call), asyncio.get_running_loop().create_future()
-        )
+        """Queue ``call``; it rides in (or leads) the next request a slot allows."""
+        loop = asyncio.get_running_loop()
+        waiter: _Waiter[C, R] = _Waiter(call, self._key(call), loop.create_future())
         self._queue.append(waiter)
+        if self._free > 0 and not self._dispatch_scheduled:
+            # At the end of this iteration: the calls queued meanwhile share the request.
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch)
         try:
             outcome = await waiter.future
         except asyncio.CancelledError:
@@ -92,11 +90,12 @@ class Coalescer(Generic[C, R]):
             raise
         if not isinstance(outcome, _Lead):
             return outcome
-        return await self._lead(waiter)
+        return await self._lead(waiter, outcome.followers)
 
-    async def _lead(self, leader: _Waiter[C, R]) -> R:
-        """We hold a slot: send our call plus same-key followers, then answer them."""
-        followers = self._take(leader.key, self._batch_max - 1)
+    async def _lead(self, leader: _Waiter[C, R], followers: list[_Waiter[C, R]]) -> R:
+        """We hold a slot: send our call plus the followers handed to us, then answer them."""
+        # A follower cancelled between the hand-over and now no longer listens.
+        followers = [w for w in followers if not w.future.done()]
         try:
             if not followers:
                 return await self._send_one(leader.call)
@@ -120,6 +119,16 @@ class Coalescer(Generic[C, R]):
                 w.future.set_result(answer)
         return answers[0]
 
+    def _dispatch(self) -> None:
+        """Give each free slot to the oldest live queued call, with its followers."""
+        self._dispatch_scheduled = False
+        while self._free > 0 and self._queue:
+            leader = self._queue.popleft()
+            if leader.future.done():
+                continue  # cancelled while queued
+            self._free -= 1
+            leader.future.set_result(_Lead(self._take(leader.key, self._batch_max - 1)))
+
     def _take(self, key: Hashable, most: int) -> list[_Waiter[C, R]]:
         taken: list[_Waiter[C, R]] = []
         if most <= 0:
@@ -134,20 +143,20 @@ class Coalescer(Generic[C, R]):
         return taken
 
     def _release(self) -> None:
-        """Hand the slot to the oldest live waiter, or return it to the pool."""
-        while self._queue:
-            w = self._queue.popleft()
-            if not w.future.done():
-                w.future.set_result(_LEAD)
-                return
+        """A request is over: its slot goes to the calls that queued meanwhile."""
         self._free += 1
+        self._dispatch()
 
     def _forget(self, waiter: _Waiter[C, R]) -> None:
-        """A waiter was cancelled: leave the queue, or give back the slot it was handed."""
+        """A waiter was cancelled: leave the queue, or pass on the slot it was handed."""
         try:
             self._queue.remove(waiter)
         except ValueError:
             pass
         fut = waiter.future
-        if fut.done() and not fut.cancelled() and isinstance(fut.result(), _Lead):
-            self._release()
+        if fut.done() and not fut.cancelled():
+            lead = fut.result()
+            if isinstance(lead, _Lead):
+                # Handed a slot but gone before leading: its followers queue first again.
+                self._queue.extendleft(reversed([w for w in lead.followers if not w.future.done()]))
+                self._release()

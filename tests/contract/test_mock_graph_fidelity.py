@@ -305,6 +305,7 @@ async def test_our_bots_batches_with_a_proof_reach_users_when_the_app_secret_is_
         api = HttpSendApi(bot_settings, BotMetrics(CollectorRegistry()), transport=transport)
         try:
             first = asyncio.create_task(api.send(PAGE, psids[0], {"text": "hi"}))
+            await eventually(lambda: bool(transport.paths))  # out alone, held at the gate
             rest = [asyncio.create_task(api.send(PAGE, p, {"text": "hi"})) for p in psids[1:]]
             await eventually(lambda: api.queued >= len(rest))
             transport.gate.set()

@@ -51,6 +51,7 @@ class World:
     ) -> list[SendResult]:
         build = message or (lambda p: {"text": f"to {p}"})
         first = asyncio.create_task(self.api.send(PAGE, psids[0], build(psids[0])))
+        await eventually(lambda: bool(self.transport.paths))  # out alone, held at the gate
         rest = [asyncio.create_task(self.api.send(PAGE, p, build(p))) for p in psids[1:]]
         await eventually(lambda: self.api.queued >= len(rest))
         self.transport.gate.set()
@@ -160,6 +161,7 @@ async def test_unencodable_replies_among_a_batch_fail_alone_against_the_mock(wor
         return {"text": f"to {psid}" + (" \ud83d" if psid in bad else "")}
 
     first = asyncio.create_task(world.api.send(PAGE, psids[0], message(psids[0])))
+    await eventually(lambda: bool(world.transport.paths))  # out alone, held at the gate
     rest = [asyncio.create_task(world.api.send(PAGE, p, message(p))) for p in psids[1:]]
     await eventually(lambda: world.api.queued >= len(rest) - len(bad))
     world.transport.gate.set()

@@ -60,6 +60,42 @@ async def test_an_idle_call_goes_alone_at_once() -> None:
     assert server.requests == [["a1"], ["a2"]]
 
 
+async def test_calls_made_in_one_loop_iteration_leave_as_one_batch() -> None:
+    server = Server()
+    server.gate.set()
+    c = lanes(server, limit=4)
+    tasks = [asyncio.create_task(c.submit(f"a{i}")) for i in range(5)]
+    assert await asyncio.gather(*tasks) == [f"a{i}:ok" for i in range(5)]
+    # Four slots were free, yet one request carried all five: they were queued together.
+    assert server.requests == [[f"a{i}" for i in range(5)]]
+
+
+async def test_a_leader_cancelled_before_it_leads_passes_its_followers_on() -> None:
+    server = Server()
+    c = lanes(server, limit=1)
+    first = asyncio.create_task(c.submit("a0"))
+    await eventually(lambda: server.in_flight == 1)
+    leader = asyncio.create_task(c.submit("a1"))
+    followers = [asyncio.create_task(c.submit(f"a{i}")) for i in (2, 3)]
+    await eventually(lambda: c.queued == 3)
+    handing_over = c._dispatch
+
+    def hand_over_then_cancel() -> None:
+        handing_over()  # a1 is handed the slot and a2, a3 as its followers...
+        leader.cancel()  # ...and is cancelled before it runs
+
+    c._dispatch = hand_over_then_cancel  # type: ignore[method-assign]
+    server.gate.set()
+    await first
+    c._dispatch = handing_over  # type: ignore[method-assign]
+    async with asyncio.timeout(DEADLINE):
+        assert await asyncio.gather(*followers) == ["a2:ok", "a3:ok"]
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert server.requests == [["a0"], ["a2", "a3"]]
+    assert await c.submit("a4") == "a4:ok"  # no slot was lost
+
+
 async def test_calls_that_wait_for_a_slot_go_out_together_in_order() -> None:
     server = Server()
     c = lanes(server, limit=1)
@@ -77,7 +113,7 @@ async def test_never_more_requests_in_flight_than_the_limit() -> None:
     server = Server()
     c = lanes(server, limit=3, batch_max=2)
     tasks = [asyncio.create_task(c.submit(f"a{i}")) for i in range(20)]
-    await eventually(lambda: server.in_flight == 3 and c.queued == 17)
+    await eventually(lambda: server.in_flight == 3 and c.queued == 20 - 3 * 2)
     server.gate.set()
     assert await asyncio.gather(*tasks) == [f"a{i}:ok" for i in range(20)]
     assert server.most_in_flight == 3
