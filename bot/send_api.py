@@ -1,4 +1,4 @@
-"""Send API client: bounded in-flight requests, opportunistic Graph batching, bounded retries.
+"""Send API client: bounded in-flight requests, Graph batching, bounded retries.
 
 >>> api = HttpSendApi(settings, BotMetrics(registry), tracer_provider=provider)  # doctest: +SKIP
 >>> result = await api.send("104501234567890", "6543210987654321", {"text": "hi"})  # doctest: +SKIP
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.trace import SpanContext, StatusCode, TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TracerProvider
 
 from bot.coalescer import Coalescer
 from bot.jsonlog import Redactor
@@ -50,6 +50,7 @@ from bot.send_wire import (
 )
 from bot.settings import BotSettings
 from bot.tracing import prefer_stable_http_semconv
+from bot.untraced import TraceIds, never_records
 
 logger = logging.getLogger("bot.send_api")
 
@@ -116,11 +117,12 @@ class HttpSendApi:
     """``SendApi`` over HTTP to Graph (or mock_meta at ``GRAPH_API_BASE``).
 
     At most ``SEND_API_MAX_IN_FLIGHT`` requests are in flight (httpx's pool costs more CPU
-    per call as connections grow, see ``bench``). A call that finds a free slot goes alone to
-    ``/{page_id}/messages``; calls that pile up behind busy slots go out as Graph batch
-    requests of up to ``SEND_API_BATCH_MAX`` calls per page token (``SEND_API_BATCH=false``
-    turns that off). Every call gets its own answer, error classification, retries and
-    metrics either way. A batch of n calls gets ``SEND_API_TIMEOUT_SECONDS`` plus n times
+    per call as connections grow, see ``bench``). Calls made in the same event-loop iteration
+    (the replies of one inbox commit), and calls that pile up behind busy slots, go out as
+    Graph batch requests of up to ``SEND_API_BATCH_MAX`` calls per page token
+    (``SEND_API_BATCH=false`` turns that off); a lone call goes to ``/{page_id}/messages``.
+    Every call gets its own answer, error classification, retries and metrics either way.
+    A batch of n calls gets ``SEND_API_TIMEOUT_SECONDS`` plus n times
     ``SEND_API_BATCH_CALL_TIMEOUT_SECONDS`` to answer. ``transport`` replaces the network
     (``httpx.MockTransport`` or an ``httpx.ASGITransport`` onto the mock in tests), else
     ``SEND_API_TRANSPORT`` picks one; ``sleep`` and ``retry_policy`` are injectable so retry
@@ -190,8 +192,12 @@ class HttpSendApi:
             limits=limits,
             trust_env=False,
         )
-        prefer_stable_http_semconv()
-        HTTPXClientInstrumentor.instrument_client(self._client, tracer_provider=tracer_provider)
+        # Without recordable spans the instrumentation would only build placeholders (a
+        # visible share of each request's CPU): the trace context is injected directly.
+        self._trace_ids = TraceIds(self._tracer) if never_records(self._tracer) else None
+        if self._trace_ids is None:
+            prefer_stable_http_semconv()
+            HTTPXClientInstrumentor.instrument_client(self._client, tracer_provider=tracer_provider)
 
     async def send(
         self,
@@ -293,11 +299,21 @@ class HttpSendApi:
             return await self._client.post(
                 url,
                 content=content,
-                headers=_JSON_HEADERS,
+                headers=_JSON_HEADERS if self._trace_ids is None else self._traced_headers(),
                 timeout=budget or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
             return failure_for(exc)
+
+    def _traced_headers(self) -> dict[str, str]:
+        """The caller's trace context under a fresh span id, as the HTTP instrumentation
+        would inject it for a span that is never recorded (``OTEL_PROPAGATORS`` applies)."""
+        assert self._trace_ids is not None
+        parent = trace.get_current_span().get_span_context()
+        client = NonRecordingSpan(self._trace_ids.child_of(parent))
+        headers = dict(_JSON_HEADERS)
+        propagate.inject(headers, context=trace.set_span_in_context(client))
+        return headers
 
     def _batch_timeout(self, calls: int) -> httpx.Timeout:
         """Graph answers a batch after its last part: the read budget grows with its size."""

@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from prometheus_client import CollectorRegistry
 
 from bot.metrics import BotMetrics
@@ -83,10 +85,10 @@ class Graph:
 
 
 class Harness:
-    def __init__(self, graph: Graph, **overrides: Any) -> None:
+    def __init__(self, graph: Graph, *, sampler: Sampler | None = None, **overrides: Any) -> None:
         self.registry = CollectorRegistry()
         self.exporter = InMemorySpanExporter()
-        provider = TracerProvider()
+        provider = TracerProvider(sampler=sampler)
         provider.add_span_processor(SimpleSpanProcessor(self.exporter))
         self.sleeps: list[float] = []
         self.api = HttpSendApi(
@@ -363,6 +365,19 @@ async def test_one_client_span_per_attempt_with_traceparent_injected() -> None:
     parent_ids = {r.headers["traceparent"].split("-")[2] for r in graph.requests}
     assert parent_ids == {format(s.context.span_id, "016x") for s in spans}
     assert all(TOKEN not in str(dict(s.attributes or {})) for s in spans)
+
+
+async def test_without_an_exporter_graph_still_gets_the_callers_trace() -> None:
+    # What the bot runs with when no OTLP endpoint is set: nothing can be recorded.
+    graph = Graph(ok)
+    h = Harness(graph, sampler=ALWAYS_OFF)
+    caller = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    with trace.use_span(NonRecordingSpan(caller)):
+        assert (await send(h)).ok
+    version, trace_id, span_id, flags = graph.requests[0].headers["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", format(0xABC, "032x"), "00")
+    assert span_id != format(0xDEF, "016x")  # the request's own span id, in the same trace
+    assert h.exporter.get_finished_spans() == ()
 
 
 async def test_missing_token_is_a_permanent_failure_without_a_call() -> None:
