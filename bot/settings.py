@@ -132,7 +132,8 @@ class BotSettings(BaseSettings):
     # the backlog keeps moving).
     worker_min_concurrency: int = Field(default=4, ge=1, alias="WORKER_MIN_CONCURRENCY")
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
-    # events run at once (bot.worker_limit).
+    # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the
+    # disk's pace does not depend on how many events are in progress.
     ack_budget_seconds: float = Field(default=0.010, gt=0, alias="ACK_BUDGET_SECONDS")
     # The reply SLO's threshold: an event owing a reply is missed when this passes first.
     reply_slo_seconds: float = Field(default=5.0, gt=0, alias="REPLY_SLO_SECONDS")
