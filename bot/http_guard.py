@@ -233,7 +233,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._headers_seen += 1
         self._expect("body_timeout", self.limits.body_timeout)
         gate = self.gate
-        if gate is not None and gate.refuses() and self._refusable():
+        if gate is not None and self._refusable() and gate.refuses():
             self._refuse()
             return
         super().on_headers_complete()
