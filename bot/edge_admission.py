@@ -46,6 +46,9 @@ class AdmissionGate:
         self.refusal: Refusal = admission.refusal
         self._source: Backlog | None = None
         self._refused = metrics.webhook_refused.labels(self.refusal.reason)
+        # A refusal skips the ASGI lane; it still counts as a 503 of the route, so the 5xx
+        # ratio and its alert see a bot that keeps refusing (it answers in microseconds).
+        self._answered = metrics.http_request_duration.labels("POST", "/webhook", "503")
         self._backlog_gauge = metrics.webhook_backlog
         self._bound_gauge = metrics.webhook_backlog_limit
         self._timer: asyncio.TimerHandle | None = None
@@ -73,6 +76,7 @@ class AdmissionGate:
         if source is None or self.admission.admits(backlog=source.backlog):
             return False
         self._refused.inc()
+        self._answered.observe(0.0)
         return True
 
     def tick(self, now: float) -> None:

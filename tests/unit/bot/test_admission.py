@@ -95,6 +95,17 @@ def test_the_gate_refuses_over_the_bound_counts_it_and_tells_the_engine() -> Non
     gate.tick(0.1)
     assert engine.overloaded
     assert _sample(metrics, "bot_webhook_refused_total", reason="overloaded") == 1
+    # Also a 503 of the route, for the webhook 5xx ratio and its alert.
+    http = {"http_request_method": "POST", "http_route": "/webhook"}
+    assert (
+        _sample(
+            metrics,
+            "http_server_request_duration_seconds_count",
+            **http,
+            http_response_status_code="503",
+        )
+        == 1
+    )
     assert _sample(metrics, "bot_webhook_backlog_events") == 10
     assert _sample(metrics, "bot_webhook_backlog_limit_events") == 10
     engine.backlog, engine.completed = 3, 100  # 100 finished since 0.0: 500/s, bound 500
