@@ -254,6 +254,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
+            self._touch()
             return
         super().on_message_complete()
         self._ready_for_next()
@@ -288,6 +289,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._touch()
+
+    def _touch(self) -> None:
         table = self._table.connections
         if self in table:  # most recently active last: evicted last
             del table[self]
