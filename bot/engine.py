@@ -12,7 +12,9 @@ events run one at a time per sender in ``(timestamp_ms, id)`` order, each held f
 committed replies leave through ``ReplyOutbox``, one at a time per conversation. How many
 events run at once follows the event loop's lag and the acks' durations
 (``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY``: acks come first, but the
-backlog keeps moving at any offered rate.
+backlog keeps moving at any offered rate. While the edge refuses a flood's excess
+(``bot.edge_admission``) the acks' durations no longer count and at least a quarter of
+``WORKER_CONCURRENCY`` run.
 """
 
 from __future__ import annotations
@@ -112,7 +114,6 @@ class Engine:
             name="events",
         )
         self._completed = 0  # events finished since start (the admission gate's rate)
-        self._overloaded = False  # the edge is refusing POSTs (bot.edge_admission)
         self._known: set[int] = set()  # scheduled or running
         self._recent_done: OrderedDict[int, None] = OrderedDict()
         self._running = False
@@ -138,9 +139,8 @@ class Engine:
         return self._completed
 
     def set_overloaded(self, overloaded: bool) -> None:
-        """The edge refuses new POSTs: acks are cheap 503s, so the workers keep their full
-        share instead of yielding to the acks (``AdaptiveLimit.overloaded``)."""
-        self._overloaded = overloaded
+        """The edge refuses new POSTs (``bot.edge_admission``): most answers are cheap 503s,
+        so the workers stop yielding to the acks (``AdaptiveLimit.hold``)."""
         if self._limit.hold(overloaded):
             self._events.poke()
 
