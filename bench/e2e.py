@@ -32,7 +32,9 @@ from bench.stats import ratio, table
 from bench.targets import Target, reset_stub, start_bot, start_express, start_stub, stub_stats
 
 DRAIN_SECONDS = 5.0  # after the load: every reply must be in by then
-DRAIN_STALL_SECONDS = 5.0  # stop waiting for replies once none arrived for this long
+# Stop waiting for replies once none arrived for this long: longer than the bot's default
+# REPLY_ECHO_WAIT_SECONDS (10), after which a reply of unknown fate is sent again.
+DRAIN_STALL_SECONDS = 12.0
 DRAIN_MAX_SECONDS = 60.0  # and in any case this long after the load (an overload backlog)
 PROBE_DRAIN_SECONDS = 5.0  # the generator stops waiting for acks after this
 WARM_EVENTS = 100
