@@ -100,6 +100,7 @@ class Step:
     ok_p99_ms: float = 0.0  # over the 2xx answers only
     refused: int = 0  # answered, but not 2xx (the bot's 503 when its backlog is too deep)
     unanswered: int = 0  # POSTs with no answer at all (timed out or reset)
+    gen_lag_p99_ms: float = 0.0  # how late the generator sent (high: the load core was busy)
 
     @property
     def lost(self) -> int:
@@ -151,6 +152,7 @@ def _step(run: Run, target: Target, stub: Target, rate: float, seconds: float) -
         ok_p99_ms=report["ok_p99_ms"],
         refused=report["non_2xx"],
         unanswered=report["unanswered"] + report["errors"],
+        gen_lag_p99_ms=report["dispatch_lag_p99_ms"],
     )
 
 
