@@ -13,7 +13,7 @@ committed replies leave through ``ReplyOutbox``, one at a time per conversation.
 events run at once follows the event loop's lag and the acks' durations
 (``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY``: acks come first, but the
 backlog keeps moving at any offered rate. While the edge refuses a flood's excess
-(``bot.edge_admission``) the acks' durations no longer count and at least a quarter of
+(``bot.edge_admission``) the acks' durations no longer count and at least half of
 ``WORKER_CONCURRENCY`` run.
 """
 
