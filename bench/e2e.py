@@ -4,17 +4,19 @@ For the bot and for the Express peer (ack, then one ``fetch`` per event), each o
 with the stub and the open-loop generator on core 1, every step on a fresh receiver
 (empty inbox) after a one-second warm-up:
 
-1. an overload probe (``--probe-rate``, default 4000/s) shows the reply rate each manages
-   when swamped, and its p99 ack under overload;
-2. sustain steps at fixed rates, starting at 0.9x that reply rate (at least ``START_RATE``:
-   the bot pauses its workers under a flood to keep acks fast, so its probe reply rate
-   says little about what it sustains), growing 1.6x after a
-   pass and bisecting after a miss. A step passes when every POST was acked, the backlog
-   (events sent minus distinct replies at the stub) is under half a second of traffic
-   when the load stops, every reply arrives within a few seconds after, and none twice.
-   The best passing rate is the result.
+1. an overload probe (``--probe-rate``, default 4000/s, for ``Run.probe_seconds``) shows the
+   reply rate each manages when swamped, its p99 ack (of the 2xx answers, and of all: the bot
+   refuses the excess with fast 503s), how many POSTs were refused, and how long the acked
+   backlog takes to drain afterwards;
+2. sustain steps at fixed rates, starting at 0.9x that reply rate (at least ``START_RATE``),
+   growing 1.6x after a pass and bisecting after a miss. A step passes when every POST was
+   acked, the backlog (events sent minus distinct replies at the stub) is under half a second
+   of traffic when the load stops, every reply arrives within ``DRAIN_SECONDS`` after, and
+   none twice. The best passing rate is the result.
 
-Targets (bot issue): bot sustained >= 2x Express's, with the bot's p99 ack < 50 ms.
+Targets (bot issue): bot sustained >= 2x Express's, with the bot's p99 ack < 50 ms; in the
+overload probe the bot replies at >= 0.8x its own sustained rate, its 2xx p99 ack stays under
+1 s, and every acked event gets its reply (none lost, the backlog drains).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from bench.stats import ratio, table
 from bench.targets import Target, reset_stub, start_bot, start_express, start_stub, stub_stats
 
 DRAIN_SECONDS = 5.0  # after the load: every reply must be in by then
+# Stop waiting for replies once none arrived for this long: longer than the bot's default
+# REPLY_ECHO_WAIT_SECONDS (10), after which a reply of unknown fate is sent again.
+DRAIN_STALL_SECONDS = 12.0
+DRAIN_MAX_SECONDS = 60.0  # and in any case this long after the load (an overload backlog)
 PROBE_DRAIN_SECONDS = 5.0  # the generator stops waiting for acks after this
 WARM_EVENTS = 100
 MIN_RATE = 25.0
@@ -38,6 +44,8 @@ GROW, SHRINK, TIGHT = 1.6, 0.6, 1.15
 BACKLOG_SECONDS = 0.5  # a passing step ends with less than this much traffic unanswered
 RATIO_TARGET = 2.0
 P99_TARGET_MS = 50.0
+OVERLOAD_RATIO_TARGET = 0.8  # probe replies/s over the bot's sustained rate
+OVERLOAD_P99_TARGET_MS = 1000.0  # p99 of the probe's 2xx acks
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,18 @@ class Step:
     backlog_end: float
     backlog_max: float
     drain_s: float | None  # seconds after the load stopped until every acked event had a reply
-    ack_p50_ms: float
+    ack_p50_ms: float  # over all answers (2xx and refusals)
     ack_p99_ms: float
     gen_cpu: float
+    ok_p99_ms: float = 0.0  # over the 2xx answers only
+    refused: int = 0  # answered, but not 2xx (the bot's 503 when its backlog is too deep)
+    unanswered: int = 0  # POSTs with no answer at all (timed out or reset)
+    gen_lag_p99_ms: float = 0.0  # how late the generator sent (high: the load core was busy)
+
+    @property
+    def lost(self) -> int:
+        """Acked events without a reply when the wait for the drain ended."""
+        return max(0, self.acked - self.replies)
 
     @property
     def passed(self) -> bool:
@@ -96,6 +113,7 @@ class Step:
             self.acked == self.sent
             and self.duplicates == 0
             and self.drain_s is not None
+            and self.drain_s <= DRAIN_SECONDS
             and self.backlog_end <= max(self.rate * BACKLOG_SECONDS, 50)
         )
 
@@ -113,12 +131,7 @@ def _step(run: Run, target: Target, stub: Target, rate: float, seconds: float) -
     report = finish_open_loop(proc, timeout=60)
     t0 = float(report["t0_monotonic"])
     end = t0 + seconds
-    deadline = max(time.monotonic(), end) + DRAIN_SECONDS
-    stats = stub_stats(stub)
-    while stats["unique"] < report["ok"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-        stats = stub_stats(stub)
-        samples.append((time.monotonic(), stats["unique"]))
+    stats = _await_drain(stub, report["ok"], end, samples)
     drain = max(time.monotonic() - end, 0.0) if stats["unique"] >= report["ok"] else None
     flow = analyse(samples, t0=t0, rate=rate, seconds=seconds)
     return Step(
@@ -136,7 +149,31 @@ def _step(run: Run, target: Target, stub: Target, rate: float, seconds: float) -
         ack_p50_ms=report["p50_ms"],
         ack_p99_ms=report["p99_ms"],
         gen_cpu=report["cpu_util"],
+        ok_p99_ms=report["ok_p99_ms"],
+        refused=report["non_2xx"],
+        unanswered=report["unanswered"] + report["errors"],
+        gen_lag_p99_ms=report["dispatch_lag_p99_ms"],
     )
+
+
+def _await_drain(
+    stub: Target, acked: int, end: float, samples: list[tuple[float, int]]
+) -> dict[str, int]:
+    """Wait until every acked event has its reply at the stub, while replies keep coming
+    (an overload probe leaves seconds of backlog); returns the stub's last stats."""
+    stats = stub_stats(stub)
+    last_progress, seen = time.monotonic(), stats["unique"]
+    deadline = max(time.monotonic(), end) + DRAIN_MAX_SECONDS
+    while stats["unique"] < acked and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats = stub_stats(stub)
+        now = time.monotonic()
+        samples.append((now, stats["unique"]))
+        if stats["unique"] > seen:
+            last_progress, seen = now, stats["unique"]
+        elif now - max(last_progress, end) > DRAIN_STALL_SECONDS:
+            break
+    return stats
 
 
 def _warm_up(run: Run, target: Target, stub: Target) -> None:
@@ -212,11 +249,14 @@ def run_e2e(run: Run) -> dict[str, Any]:
                     label,
                     step.rate,
                     step.reply_rate,
+                    step.ok_p99_ms,
                     step.ack_p99_ms,
                     step.backlog_end,
                     "-" if step.drain_s is None else step.drain_s,
                     step.duplicates,
-                    step.sent - step.acked,
+                    step.refused,
+                    step.unanswered,
+                    step.lost,
                     "PASS" if step.passed else "miss",
                 ]
             )
@@ -227,11 +267,14 @@ def run_e2e(run: Run) -> dict[str, Any]:
                 "step",
                 "events/s in",
                 "replies/s out",
-                "p99 ack ms",
+                "p99 2xx ms",
+                "p99 all ms",
                 "backlog at end",
                 "drain s",
                 "dup replies",
-                "unacked",
+                "refused",
+                "unanswered",
+                "acked, no reply",
                 "sustained",
             ],
             rows,
@@ -249,6 +292,7 @@ def run_e2e(run: Run) -> dict[str, Any]:
         "bot_p99_at_sustained_ms": bot_best.ack_p99_ms if bot_best else None,
         "bot_p99_ok": bool(bot_best and bot_best.ack_p99_ms < P99_TARGET_MS),
         "express_p99_overload_ms": found["express"]["probe"].ack_p99_ms,
+        **overload_verdict(found["bot"]["probe"], bot_rate),
     }
     print(
         f"\nsustained: bot {bot_rate:.0f}/s, express {express_rate:.0f}/s, "
@@ -258,6 +302,7 @@ def run_e2e(run: Run) -> dict[str, Any]:
         f"{'PASS' if verdict['bot_p99_ok'] else 'MISS'}",
         flush=True,
     )
+    print(overload_line(verdict), flush=True)
     results = {
         name: {
             "probe": asdict(res["probe"]),
@@ -268,3 +313,47 @@ def run_e2e(run: Run) -> dict[str, Any]:
     results["verdict"] = verdict
     run.results["e2e"] = results
     return results
+
+
+def overload_verdict(probe: Step, sustained: float) -> dict[str, Any]:
+    """The overload targets, from the bot's probe and its best sustained rate.
+
+    >>> p = Step("bot", 4000, 20, 9000, 80000, 9000, 0, 520, 900, 1100, 1.5, 2, 9, 0.3,
+    ...          ok_p99_ms=180, refused=71000)
+    >>> v = overload_verdict(p, 600)
+    >>> round(v["overload_ratio"], 2), v["overload_ok"], v["overload_lost"]
+    (0.87, True, 0)
+    """
+    overload_ratio = ratio(probe.reply_rate, sustained)
+    return {
+        "overload_ratio": overload_ratio,
+        "overload_p99_2xx_ms": probe.ok_p99_ms,
+        "overload_p99_all_ms": probe.ack_p99_ms,
+        "overload_refused": probe.refused,
+        "overload_unanswered": probe.unanswered,
+        "overload_lost": probe.lost,
+        "overload_duplicates": probe.duplicates,
+        "overload_drain_s": probe.drain_s,
+        "overload_ok": (
+            overload_ratio >= OVERLOAD_RATIO_TARGET
+            and probe.ok_p99_ms < OVERLOAD_P99_TARGET_MS
+            and probe.lost == 0
+            and probe.duplicates == 0
+            and probe.drain_s is not None
+        ),
+    }
+
+
+def overload_line(verdict: dict[str, Any]) -> str:
+    """One line: the bot's overload probe against its targets."""
+    drain = verdict["overload_drain_s"]
+    return (
+        f"overload: bot probe replies/s / sustained = {verdict['overload_ratio']:.2f} "
+        f"(target >= {OVERLOAD_RATIO_TARGET:g}); p99 ack 2xx {verdict['overload_p99_2xx_ms']:.0f}"
+        f" ms (target < {OVERLOAD_P99_TARGET_MS:g}), all {verdict['overload_p99_all_ms']:.0f} ms;"
+        f" refused {verdict['overload_refused']}, unanswered {verdict['overload_unanswered']},"
+        f" acked without reply {verdict['overload_lost']} (target 0), duplicates "
+        f"{verdict['overload_duplicates']}, drained "
+        f"{'never' if drain is None else f'{drain:.1f} s'} after the load: "
+        f"{'PASS' if verdict['overload_ok'] else 'MISS'}"
+    )

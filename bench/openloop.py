@@ -102,6 +102,7 @@ class _Generator:
         self.waiting: deque[tuple[bytes, float]] = deque()
         self.busy: set[_Conn] = set()
         self.latencies: list[float] = []
+        self.ok_latencies: list[float] = []  # 2xx answers only (a refusal is fast by design)
         self.lags: list[float] = []
         self.statuses: dict[int, int] = {}
         self.errors = 0
@@ -117,7 +118,10 @@ class _Generator:
             self.waiting.append((request, due))
 
     def completed(self, conn: _Conn, status: int) -> None:
-        self.latencies.append(time.perf_counter() - conn.due)
+        latency = time.perf_counter() - conn.due
+        self.latencies.append(latency)
+        if 200 <= status < 300:
+            self.ok_latencies.append(latency)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         self._finish_one()
         if self.waiting:
@@ -190,6 +194,7 @@ async def generate(
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     ok = sum(n for status, n in gen.statuses.items() if 200 <= status < 300)
     ms = [x * 1000 for x in gen.latencies]
+    ok_ms = [x * 1000 for x in gen.ok_latencies]
     return {
         "target_rate": rate,
         "duration": duration,
@@ -204,6 +209,9 @@ async def generate(
         "p90_ms": percentile(ms, 90),
         "p99_ms": percentile(ms, 99),
         "max_ms": max(ms, default=0.0),
+        "ok_p50_ms": percentile(ok_ms, 50),
+        "ok_p99_ms": percentile(ok_ms, 99),
+        "statuses": {str(status): n for status, n in sorted(gen.statuses.items())},
         "dispatch_lag_p99_ms": percentile([x * 1000 for x in gen.lags], 99),
         "cpu_util": cpu / elapsed if elapsed else 0.0,
         "wrapped": total > len(bodies),

@@ -19,7 +19,7 @@ class Run:
 
     dir: Path
     seconds: float = 6.0  # one measurement (wrk or open-loop)
-    probe_seconds: float = 3.0  # an overload probe in the end-to-end phase
+    probe_seconds: float = 20.0  # an overload probe in the end-to-end phase (issue 7: 20 s)
     probe_rate: float = 4000.0  # events/s offered by that probe: above what anyone sustains
     stub_latency_ms: float = 0.0  # added by the Send API stub to every request
     search_steps: int = 6  # sustain steps per receiver in the end-to-end phase

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
 from bot import __version__
+from bot.edge_admission import AdmissionGate
 from bot.engine import Engine
 from bot.http_metrics import HttpMetricsMiddleware
 from bot.inbox import Inbox
@@ -67,6 +68,8 @@ def create_app(
     )
     tracer = provider.get_tracer("bot", __version__)
     edge = WebhookEdge(settings, metrics, tracer)
+    # Handed to the HTTP protocol by `messenger-bot serve` (bot.http_guard), fed by the engine.
+    admission = AdmissionGate.from_settings(settings, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,6 +105,10 @@ def create_app(
             if replica is not None:  # leases are handed over once the engine has stopped
                 stack.push_async_callback(replica.release)
             await pool.start()
+            admission.attach(pool)
+            admission.start()
+            stack.callback(admission.detach)
+            stack.callback(admission.stop)
             lag_monitor = LoopLagMonitor(metrics.event_loop_lag)
             lag_monitor.start()
             stack.push_async_callback(lag_monitor.stop)
@@ -141,6 +148,7 @@ def create_app(
     app.router.routes.extend(edge.routes())
     app.webhook_lane = WebhookLane(edge, metrics, tracer)
     app.state.edge = edge
+    app.state.admission = admission
     app.state.metrics = metrics
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics, routes=app.router.routes)
     instrument_app(app, provider)

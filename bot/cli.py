@@ -109,7 +109,9 @@ def serve(*, fd: int | None = None) -> int:
         port=settings.port,
         loop="uvloop",
         http=guarded_protocol(
-            EdgeLimits.from_settings(settings), lambda reason: closes.labels(reason).inc()
+            EdgeLimits.from_settings(settings),
+            lambda reason: closes.labels(reason).inc(),
+            app.state.admission,
         ),
         timeout_keep_alive=settings.http_keep_alive_seconds,
         lifespan="on",

@@ -12,7 +12,9 @@ events run one at a time per sender in ``(timestamp_ms, id)`` order, each held f
 committed replies leave through ``ReplyOutbox``, one at a time per conversation. How many
 events run at once follows the event loop's lag and the acks' durations
 (``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY``: acks come first, but the
-backlog keeps moving at any offered rate.
+backlog keeps moving at any offered rate. While the edge refuses a flood's excess
+(``bot.edge_admission``) the acks' durations no longer count and at least half of
+``WORKER_CONCURRENCY`` run.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class Engine:
             clock=clock,
             name="events",
         )
+        self._completed = 0  # events finished since start (the admission gate's rate)
         self._known: set[int] = set()  # scheduled or running
         self._recent_done: OrderedDict[int, None] = OrderedDict()
         self._running = False
@@ -124,6 +127,22 @@ class Engine:
     def limit(self) -> int:
         """Events allowed in progress right now (lowered while the event loop lags)."""
         return self._limit.value
+
+    @property
+    def backlog(self) -> int:
+        """Events acked and not finished: scheduled, held or running."""
+        return len(self._events)
+
+    @property
+    def completed(self) -> int:
+        """Events finished (handled or dead-lettered) since this engine was built."""
+        return self._completed
+
+    def set_overloaded(self, overloaded: bool) -> None:
+        """The edge refuses new POSTs (``bot.edge_admission``): most answers are cheap 503s,
+        so the workers stop yielding to the acks (``AdaptiveLimit.hold``)."""
+        if self._limit.hold(overloaded):
+            self._events.poke()
 
     async def start(self) -> None:
         """Load unsettled replies and pending events from the inbox and start both lanes."""
@@ -217,6 +236,7 @@ class Engine:
     async def _run_event(self, job: EventJob) -> float | None:
         again = await self._processor.run(job)
         if again is None:
+            self._completed += 1
             self._known.discard(job.stored.id)
             if job.committed:  # the edge may hand a stored event over twice
                 self._recent_done[job.stored.id] = None

@@ -14,6 +14,11 @@
 * lingering close: when the answer goes out before the request was read (a ``413``, a ``431``),
   the write side is shut and the rest of the request is discarded until the client closes or a
   short linger passes, so the client reads the answer instead of a connection reset.
+* admission control: while ``bot.edge_admission``'s gate refuses, a ``POST /webhook`` is
+  answered ``503`` with ``Retry-After`` from canned bytes as soon as its headers are in; its
+  body is discarded unparsed, and the connection stays open for the next request (closed,
+  after a linger, when the client asked to close or waits for ``100 Continue``). No ASGI
+  task, no signature check, no JSON: refusing must cost far less than accepting.
 
 >>> config = uvicorn.Config(app, http=guarded_protocol(EdgeLimits()))  # doctest: +SKIP
 """
@@ -29,6 +34,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from bot.edge_admission import AdmissionGate
 from bot.settings import BotSettings
 
 log = logging.getLogger("bot.http_guard")
@@ -75,17 +81,43 @@ def _within_descriptor_limit(requested: int) -> int:
 
 
 def guarded_protocol(
-    limits: EdgeLimits, on_close: Callable[[str], None] | None = None
+    limits: EdgeLimits,
+    on_close: Callable[[str], None] | None = None,
+    gate: AdmissionGate | None = None,
 ) -> type[GuardedHttpToolsProtocol]:
     """A protocol class enforcing ``limits``; ``on_close(reason)`` counts each guard close
-    (reasons: ``bot.metrics.EDGE_CLOSE_REASONS``).
+    (reasons: ``bot.metrics.EDGE_CLOSE_REASONS``); ``gate`` refuses webhook POSTs while the
+    backlog is too deep (``bot.edge_admission``).
 
     Each call makes a new class with its own connection table (one per served app).
     """
-    return type(
-        "GuardedHttpToolsProtocol",
-        (GuardedHttpToolsProtocol,),
-        {"limits": limits, "_table": _Table(limits, on_close or _ignore)},
+    attributes: dict[str, Any] = {"limits": limits, "_table": _Table(limits, on_close or _ignore)}
+    if gate is not None:
+        retry_after = gate.refusal.retry_after_seconds
+        attributes["gate"] = gate
+        attributes["_refusals"] = (
+            _refusal_bytes(retry_after, keep_alive=True),
+            _refusal_bytes(retry_after, keep_alive=False),
+        )
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), attributes)
+
+
+_WEBHOOK_PATH = b"/webhook"
+_REFUSAL_BODY = b'{"error":"overloaded, retry later"}'
+
+
+def _refusal_bytes(retry_after: int, *, keep_alive: bool) -> bytes:
+    """The whole ``503`` answer, built once: refusing writes these bytes and nothing else."""
+    return b"".join(
+        (
+            STATUS_LINE[503],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(_REFUSAL_BODY),
+            b"retry-after: %d\r\n" % retry_after,
+            b"" if keep_alive else b"connection: close\r\n",
+            b"\r\n",
+            _REFUSAL_BODY,
+        )
     )
 
 
@@ -124,6 +156,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     limits: ClassVar[EdgeLimits] = EdgeLimits()
     _table: ClassVar[_Table] = _Table(EdgeLimits(), _ignore)
+    gate: ClassVar[AdmissionGate | None] = None
+    _refusals: ClassVar[tuple[bytes, bytes]] = (b"", b"")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -134,6 +168,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._lingering = False
         self._headers_seen = 0
         self._gentle = _GentleClose(self)
+        self._refused = False  # this request was answered 503; its body is being discarded
 
     # --- connection lifetime ------------------------------------------------------------------
 
@@ -197,20 +232,66 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._headers_seen += 1
         self._expect("body_timeout", self.limits.body_timeout)
+        gate = self.gate
+        if gate is not None and self._refusable() and gate.refuses():
+            self._refuse()
+            return
         super().on_headers_complete()
         if self.cycle is not None:
             # uvicorn closes through the cycle's transport once it answered; close gently.
             self.cycle.transport = self._gentle  # type: ignore[assignment]
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            self._refused = False
+            self._ready_for_next()
+            # What uvicorn does once an answer is complete: count it, wait for the next one.
+            self.server_state.total_requests += 1
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+            self._touch()
+            return
         super().on_message_complete()
+        self._ready_for_next()
+
+    def _ready_for_next(self) -> None:
         # The request is read: from here the time is the server's, not the client's.
         self._deadline = None
         self._reading_headers = True
         self._header_bytes = 0
 
+    # --- admission control --------------------------------------------------------------------
+
+    def _refusable(self) -> bool:
+        """A webhook POST with no earlier answer pending on this connection (pipelining)."""
+        cycle = self.cycle
+        return (
+            (cycle is None or cycle.response_complete)
+            and not self.pipeline
+            and self.parser.get_method() == b"POST"
+            and self.url.split(b"?", 1)[0] == _WEBHOOK_PATH
+        )
+
+    def _refuse(self) -> None:
+        keep_alive, close = self._refusals
+        if self.parser.should_keep_alive() and not self.expect_100_continue:
+            self._refused = True
+            self.transport.write(keep_alive)
+            return
+        # The client will close, or waits for "100 Continue" before its body: answer, linger.
+        self.transport.write(close)
+        self._linger()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._touch()
+
+    def _touch(self) -> None:
         table = self._table.connections
         if self in table:  # most recently active last: evicted last
             del table[self]
@@ -249,7 +330,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._table.on_close(reason)
         log.debug("connection timed out: %s", reason, extra={"log_type": "http"})
         started = self._header_bytes > 0 or not self._reading_headers
-        if started and (self.cycle is None or not self.cycle.response_started):
+        answered = self._refused or (self.cycle is not None and self.cycle.response_started)
+        if started and not answered:
             self._write_error(408, b"request not received in time")
         self.transport.close()
 

@@ -38,6 +38,8 @@ REJECT_REASONS = (
 )
 # Hardening (bot/http_guard.py, bot/event_time.py): why a connection was cut, why a timestamp moved.
 EDGE_CLOSE_REASONS = ("header_too_large", "header_timeout", "body_timeout", "evicted", "refused")
+# Admission control (bot/admission.py): why a webhook POST got a fast 503.
+REFUSE_REASONS = ("overloaded",)
 TIMESTAMP_FIXES = tuple(fix.value for fix in TimeFix)
 PROCESS_OUTCOMES = ("handled", "unhandled", "failed", "dead_lettered")
 # Graph error codes we name; anything else is "other". "none" is success, "network" and
@@ -129,6 +131,22 @@ class BotMetrics:
             "bot_http_connections_closed_total",
             "Connections the HTTP edge cut for a limit (header size or time, body time, the cap).",
             ["reason"],
+            registry=registry,
+        )
+        self.webhook_refused = Counter(
+            "bot_webhook_refused_total",
+            "Webhook POSTs refused with a 503 before their body was read (admission control).",
+            ["reason"],
+            registry=registry,
+        )
+        self.webhook_backlog = Gauge(
+            "bot_webhook_backlog_events",
+            "Events acked and not yet finished, as the admission gate last sampled them.",
+            registry=registry,
+        )
+        self.webhook_backlog_limit = Gauge(
+            "bot_webhook_backlog_limit_events",
+            "The backlog above which webhook POSTs are refused (seconds of the finishing rate).",
             registry=registry,
         )
         self.timestamps_adjusted = Counter(
@@ -332,6 +350,8 @@ class BotMetrics:
             self.rejected.labels(reason=reason)
         for reason in EDGE_CLOSE_REASONS:
             self.edge_closes.labels(reason=reason)
+        for reason in REFUSE_REASONS:
+            self.webhook_refused.labels(reason=reason)
         for reason in TIMESTAMP_FIXES:
             self.timestamps_adjusted.labels(reason=reason)
         for kind in EventKind:

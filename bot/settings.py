@@ -71,6 +71,16 @@ class BotSettings(BaseSettings):
     http_body_timeout_seconds: float = Field(default=30.0, gt=0, alias="HTTP_BODY_TIMEOUT_SECONDS")
     http_keep_alive_seconds: int = Field(default=5, ge=1, alias="HTTP_KEEP_ALIVE_SECONDS")
     http_max_connections: int = Field(default=1000, ge=1, alias="HTTP_MAX_CONNECTIONS")
+    # Admission control (bot/admission.py): while more events are acked and unfinished than
+    # this many seconds of the recent finishing rate (never fewer than the floor), webhook POSTs
+    # get a fast 503 + Retry-After and Meta delivers them again. Spike protection, not
+    # capacity: Meta disables a subscription after about an hour of failures. 0 turns it off.
+    webhook_backlog_limit_seconds: float = Field(
+        default=2.0, ge=0, alias="WEBHOOK_BACKLOG_LIMIT_SECONDS"
+    )
+    webhook_backlog_floor_events: int = Field(
+        default=500, ge=1, alias="WEBHOOK_BACKLOG_FLOOR_EVENTS"
+    )
     # Event timestamps further ahead of arrival than this are clamped to the arrival time.
     event_future_tolerance_seconds: float = Field(
         default=60.0, ge=0, alias="EVENT_FUTURE_TOLERANCE_SECONDS"

@@ -192,6 +192,29 @@ def _ingest() -> list[PanelBuilder]:
             width=6,
         ),
         timeseries(
+            "Refused webhook POSTs (admission control)",
+            "POSTs answered with a fast 503 + Retry-After because the backlog of acked, "
+            "unfinished events passed WEBHOOK_BACKLOG_LIMIT_SECONDS of the finishing rate. "
+            "Meta delivers them again; refusing for long (an hour) gets the subscription "
+            "disabled: add capacity.",
+            "reqps",
+            [
+                Target(
+                    f"sum by (reason) ({_rate('bot_webhook_refused_total')})",
+                    "{{reason}}",
+                )
+            ],
+        ),
+        timeseries(
+            "Backlog against the admission limit",
+            "Events acked and not finished, and the backlog above which POSTs are refused.",
+            "short",
+            [
+                Target(f"sum(bot_webhook_backlog_events{sel()})", "backlog"),
+                Target(f"sum(bot_webhook_backlog_limit_events{sel()})", "limit"),
+            ],
+        ),
+        timeseries(
             "Verification handshakes by result",
             "GET /webhook handshakes per second. token_mismatch means the verify token "
             "configured in the App Dashboard differs from MESSENGER_VERIFY_TOKEN.",

@@ -885,3 +885,19 @@ async def test_an_inbox_locked_for_longer_than_its_busy_timeout_delays_but_loses
     assert h.sample("bot_inbox_write_retries_total", write="commit") >= 1
     assert await inbox.pending() == [] and await inbox.unsettled_replies() == []
     await inbox.close()
+
+
+async def test_the_backlog_and_finished_count_feed_admission_control() -> None:
+    h = Harness(worker_concurrency=16, ordering_window_ms=60_000)  # held: nothing runs yet
+    await h.pool.start()
+    base = now_ms()
+    await h.deliver(*(record(f"20000000000000{n:02d}", base) for n in range(5)))
+    assert (h.pool.backlog, h.pool.completed) == (5, 0)
+    await h.pool.stop(grace=1)
+
+    h = Harness(worker_concurrency=16)
+    await h.pool.start()
+    await h.deliver(*(record(f"20000000000000{n:02d}", base) for n in range(5)))
+    await h.settle()
+    assert (h.pool.backlog, h.pool.completed) == (0, 5)
+    await h.pool.stop(grace=1)

@@ -85,3 +85,21 @@ async def test_probe_does_not_blame_the_loop_for_time_it_spent_off_the_cpu() -> 
     finally:
         probe.stop()
     assert lags[0] < 0.01  # 45 ms late, but not the loop's doing
+
+
+def test_while_the_edge_refuses_the_workers_keep_half_of_the_ceiling() -> None:
+    limit = AdaptiveLimit(64, floor=4, lag_target=0.002, ack_margin=0.010)
+    assert [limit.observe(0.050) for _ in range(5)][-1] == 4  # a flood of acks: starved
+    assert limit.hold(True)  # the edge refuses: the limit jumps back up at once
+    assert limit.value == 32
+    assert min(limit.observe(0.050) for _ in range(10)) == 32
+    # Slow acks no longer count; the loop's lag still does.
+    assert limit.observe(0.0, slowest_ack=0.500, fastest_ack=0.002) == 33
+    assert limit.observe(0.003) == 32
+    assert not limit.hold(False)
+    assert limit.observe(0.0, slowest_ack=0.500, fastest_ack=0.002) == 16  # acks matter again
+
+
+def test_the_overload_floor_is_never_above_the_ceiling_nor_below_the_floor() -> None:
+    assert AdaptiveLimit(8, floor=4).overload_floor == 4
+    assert AdaptiveLimit(8, overload_floor=100).overload_floor == 8
