@@ -642,7 +642,7 @@ async def test_an_event_in_back_off_does_not_hold_the_only_worker(
 
 
 async def test_a_lagging_loop_lowers_the_limit_and_work_resumes_as_it_recovers() -> None:
-    h = Harness(worker_concurrency=16)
+    h = Harness(worker_concurrency=16, worker_min_concurrency=4)
     await h.pool.start()
     assert h.pool.limit == 16
     blocked_until = time.perf_counter() + 0.06
