@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from bench.procs import BenchError
 from loadtests.processes import LoopbackStack
 
 # The bot as the crash runs start it: no ordering hold (every event goes straight to a worker),
@@ -42,7 +43,7 @@ FAULT_BOT_ENV: dict[str, str] = {
 SQUEEZED_RETRIES: dict[str, Any] = {"retry_delays": [0.2, 0.5, 1.0], "repeat_delay": 1.0}
 
 
-class StackError(RuntimeError):
+class StackError(BenchError):
     """A condition on the stack was not met in time; the message says which."""
 
 

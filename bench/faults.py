@@ -1,0 +1,318 @@
+"""Fault runs: does every user message get exactly one reply through outages and crashes?
+
+Each run starts ``mock-meta serve`` (echoes on) and ``messenger-bot serve`` (SQLite inbox)
+on loopback (``loadtests.processes.LoopbackStack``), creates 100 users, and has them write
+through the mock's control API, each message with a unique text that the bot echoes. When
+the mock has settled every delivery and the bot's outbox has nothing left to send, the mock's
+journal says how many times each message was answered: 0 (lost), 1, or 2+ (doubled).
+
+* ``outage``: Send API 5xx for ``--outage-seconds`` while users write, then recovery;
+* ``crashes``: 150 ms per Send API call at the mock, plus 5 kill -9 cycles of the bot;
+* ``unencodable``: 10 messages among 300 whose reply cannot be encoded: exactly 10
+  ``reply_undeliverable`` dead letters, the 290 others answered once;
+* ``crashloop``: 10 kill -9 cycles under 100 messages/s.
+
+kill -9 moments are drawn from a seeded ``random.Random`` (``--seed``; printed), so a run
+can be replayed. Nothing is pinned: these runs count replies, not throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.fault_stack import (
+    FAULT_BOT_ENV,
+    MockJournal,
+    StackError,
+    Traffic,
+    kill_9_cycles,
+    wait_settled,
+)
+from bench.procs import PY, BenchError
+from bench.reply_tally import ReplyTally, accepted_replies, reply_texts, tally
+from bench.runner import Run
+from bench.stats import table
+from loadtests.processes import LoopbackStack
+
+USERS = 100
+OUTAGE_RATE = 10.0  # messages/s while Graph is down
+SLOW_MS = 150
+SLOW_RATE = 50.0
+SLOW_CYCLES = 5
+DOUBLED_TARGET = 0.01  # crashes on a slow Graph: at most 1 % of the messages answered twice
+UNENCODABLE_TOTAL, UNENCODABLE_BAD = 300, 10
+UNENCODABLE_RATE = 50.0
+CRASHLOOP_RATE = 100.0
+CRASHLOOP_CYCLES = 10
+SETTLE_SECONDS = 180.0  # after the traffic: every delivery settled and the outbox empty
+EMOJI = "\N{GRINNING FACE}"
+RUNS = ("outage", "crashes", "unencodable", "crashloop")
+HEADERS = [
+    "run",
+    "messages",
+    "sent/s",
+    "lost",
+    "answered once",
+    "doubled",
+    "extra copies",
+    "undelivered",
+]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One fault run's figures; ``undelivered``: messages the mock gave up delivering."""
+
+    run: str
+    tally: ReplyTally
+    rate: float
+    undelivered: int
+    settled: bool
+    seconds: float
+    extra: dict[str, Any]
+
+    def row(self) -> list[object]:
+        t = self.tally
+        return [self.run, t.asked, self.rate, t.lost, t.once, t.doubled, t.copies, self.undelivered]
+
+
+def run_faults(run: Run) -> dict[str, Any]:
+    """The fault runs chosen with ``--fault-runs`` (all four by default)."""
+    unknown = set(run.fault_runs) - set(RUNS)
+    if unknown:
+        raise BenchError(f"unknown fault runs {sorted(unknown)}; choose from {', '.join(RUNS)}")
+    return _run_all(run, run.fault_runs or RUNS)
+
+
+def run_crashloop(run: Run) -> dict[str, Any]:
+    return _run_all(run, ("crashloop",))
+
+
+def _run_all(run: Run, names: tuple[str, ...]) -> dict[str, Any]:
+    seed = run.seed if run.seed is not None else random.SystemRandom().randrange(10**6)
+    print(f"\n## Fault runs ({', '.join(names)}), seed {seed} (replay: --seed {seed})", flush=True)
+    results: dict[str, Any] = run.results.setdefault("faults", {"seed": seed})
+    with _unpinned():
+        for name in names:
+            rng = random.Random(f"{seed}-{name}")
+            results[name] = _RUNNERS[name](run, rng)
+    return results
+
+
+@contextmanager
+def _unpinned() -> Iterator[None]:
+    """The orchestrator runs on the load core; the stack it starts may use every core."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextmanager
+def _stack(run: Run, name: str, **bot_env: str) -> Iterator[tuple[LoopbackStack, MockJournal]]:
+    workdir = run.dir / f"faults-{name}"
+    with (
+        LoopbackStack.start(workdir, bot_env={**FAULT_BOT_ENV, **bot_env}) as stack,
+        MockJournal(stack.mock_url) as mock,
+    ):
+        mock.squeeze_retries()
+        yield stack, mock
+
+
+def _finish(
+    name: str,
+    stack: LoopbackStack,
+    mock: MockJournal,
+    traffic: Traffic,
+    users: list[str],
+    started: float,
+    *,
+    asked: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """Wait until nothing more can arrive, then count the answers of ``asked`` (default:
+    every message sent) from the journal."""
+    settled = True
+    try:
+        wait_settled(stack, mock, sent=traffic.sent, timeout=SETTLE_SECONDS)
+    except StackError as exc:
+        settled = False
+        print(f"  · {name}: {exc}; counting what arrived", flush=True)
+    sends = mock.sends(users)
+    summary = mock.summary()
+    outcome = Outcome(
+        run=name,
+        tally=tally(traffic.texts if asked is None else asked, reply_texts(sends)),
+        rate=traffic.achieved_rate,
+        undelivered=int(summary["undelivered"]),
+        settled=settled,
+        seconds=time.monotonic() - started,
+        extra={"journal_summary": summary, **(extra or {})},
+    )
+    return outcome, sends
+
+
+def _report(
+    outcome: Outcome,
+    headers: list[str],
+    row: list[object],
+    verdict: str,
+    ok: bool,
+    **figures: Any,
+) -> dict[str, Any]:
+    """Print the run's table and its PASS/MISS line; return its numbers for the report."""
+    print(table(headers, [row]), flush=True)
+    if not outcome.settled:
+        verdict += " (the run did not settle in time)"
+    print(f"{outcome.run}: {verdict}: {'PASS' if ok and outcome.settled else 'MISS'}", flush=True)
+    return {
+        **asdict(outcome.tally),
+        "rate": outcome.rate,
+        "undelivered": outcome.undelivered,
+        "settled": outcome.settled,
+        "seconds": outcome.seconds,
+        **outcome.extra,
+        **figures,
+        "pass": ok and outcome.settled,
+    }
+
+
+def _outage(run: Run, rng: random.Random) -> dict[str, Any]:
+    print(f"\n### Send API outage: {run.outage_seconds:g} s of 5xx, then recovery", flush=True)
+    started = time.monotonic()
+    with _stack(run, "outage") as (stack, mock):
+        users = mock.new_users(USERS)
+        mock.arm_fault(code=2, http_status=500)  # Graph's "temporary" error, as a 500
+        with Traffic(stack.mock_url, users, rate=OUTAGE_RATE) as traffic:
+            time.sleep(run.outage_seconds)  # the outage's length: users write all along
+        recovered = time.time()  # the mock's journal stamps records with wall time
+        mock.clear_faults()
+        outcome, sends = _finish("outage", stack, mock, traffic, users, started)
+    last = max((r["at"] for r in accepted_replies(sends) if r["at"] >= recovered), default=None)
+    to_last = None if last is None else last - recovered
+    t = outcome.tally
+    return _report(
+        outcome,
+        [*HEADERS, "recovery to last reply s"],
+        [*outcome.row(), "-" if to_last is None else to_last],
+        f"{t.once} delivered once, {t.lost} lost, {t.doubled} doubled "
+        "(target: every reply delivered once)",
+        t.lost == 0 and t.doubled == 0,
+        recovery_to_last_reply_seconds=to_last,
+    )
+
+
+def _crashes(run: Run, rng: random.Random) -> dict[str, Any]:
+    print(
+        f"\n### Slow Graph + crashes: {SLOW_MS} ms per Send API call, "
+        f"{SLOW_CYCLES} kill -9 cycles at {SLOW_RATE:g} messages/s",
+        flush=True,
+    )
+    started = time.monotonic()
+    with _stack(run, "crashes") as (stack, mock):
+        users = mock.new_users(USERS)
+        mock.arm_fault(latency_ms=SLOW_MS)
+        with Traffic(stack.mock_url, users, rate=SLOW_RATE) as traffic:
+            kill_9_cycles(stack, mock, cycles=SLOW_CYCLES, rng=rng, answers_between=(20, 300))
+        outcome, _ = _finish("crashes", stack, mock, traffic, users, started)
+    t = outcome.tally
+    return _report(
+        outcome,
+        [*HEADERS, "doubled %"],
+        [*outcome.row(), 100 * t.doubled_share()],
+        f"{t.lost} lost, {t.doubled} doubled = {t.doubled_share():.2%} "
+        f"(target: 0 lost, at most {DOUBLED_TARGET:.0%} doubled)",
+        t.lost == 0 and t.doubled_share() <= DOUBLED_TARGET,
+    )
+
+
+def _unencodable(run: Run, rng: random.Random) -> dict[str, Any]:
+    print(
+        f"\n### Unencodable replies: {UNENCODABLE_BAD} among {UNENCODABLE_TOTAL} messages",
+        flush=True,
+    )
+    bad = set(rng.sample(range(UNENCODABLE_TOTAL), UNENCODABLE_BAD))
+
+    def text(n: int) -> str:
+        # bench.unencodable_handlers cuts the echo of a "cut" text inside its final emoji.
+        return f"cut n{n} {EMOJI}" if n in bad else f"n{n}"
+
+    started = time.monotonic()
+    env = {"BOT_HANDLERS_MODULE": "bench.unencodable_handlers"}
+    with _stack(run, "unencodable", **env) as (stack, mock):
+        users = mock.new_users(USERS)
+        with Traffic(
+            stack.mock_url, users, rate=UNENCODABLE_RATE, total=UNENCODABLE_TOTAL, text=text
+        ) as traffic:
+            traffic.join(UNENCODABLE_TOTAL / UNENCODABLE_RATE + 60)
+        good = [t for n, t in enumerate(traffic.texts) if n not in bad]
+        outcome, _ = _finish("unencodable", stack, mock, traffic, users, started, asked=good)
+        kinds = dead_letter_kinds(Path(stack.bot.env["INBOX_PATH"]))
+    undeliverable = kinds.get("reply_undeliverable", 0)
+    others = sum(kinds.values()) - undeliverable
+    t = outcome.tally
+    return _report(
+        outcome,
+        [*HEADERS, "reply_undeliverable", "other dead letters"],
+        [*outcome.row(), undeliverable, others],
+        f"{undeliverable} reply_undeliverable dead letters (target: exactly {UNENCODABLE_BAD}), "
+        f"{t.once} of the {t.asked} others answered once",
+        undeliverable == UNENCODABLE_BAD and others == 0 and t.once == t.asked,
+        dead_letters=kinds,
+    )
+
+
+def _crashloop(run: Run, rng: random.Random) -> dict[str, Any]:
+    print(
+        f"\n### Crash loop: {CRASHLOOP_CYCLES} kill -9 cycles at {CRASHLOOP_RATE:g} messages/s",
+        flush=True,
+    )
+    started = time.monotonic()
+    with _stack(run, "crashloop") as (stack, mock):
+        users = mock.new_users(USERS)
+        with Traffic(stack.mock_url, users, rate=CRASHLOOP_RATE) as traffic:
+            kill_9_cycles(stack, mock, cycles=CRASHLOOP_CYCLES, rng=rng, answers_between=(50, 500))
+        outcome, _ = _finish("crashloop", stack, mock, traffic, users, started)
+    t = outcome.tally
+    return _report(
+        outcome,
+        HEADERS,
+        outcome.row(),
+        f"{t.lost} lost, {t.doubled} doubled (target: 0 lost, 0 doubled)",
+        t.lost == 0 and t.doubled == 0,
+    )
+
+
+def dead_letter_kinds(inbox: Path) -> dict[str, int]:
+    """Dead letters by kind, as ``messenger-bot dead-letters list --json`` shows them."""
+    cli = [PY, "-m", "bot.cli", "dead-letters", "list", "--json", "--limit", "100000"]
+    done = subprocess.run(
+        [*cli, "--inbox", str(inbox)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    kinds: dict[str, int] = {}
+    for letter in json.loads(done.stdout):
+        kinds[letter["kind"]] = kinds.get(letter["kind"], 0) + 1
+    return kinds
+
+
+_RUNNERS: dict[str, Callable[[Run, random.Random], dict[str, Any]]] = {
+    "outage": _outage,
+    "crashes": _crashes,
+    "unencodable": _unencodable,
+    "crashloop": _crashloop,
+}
