@@ -46,7 +46,7 @@ from loadtests.processes import LoopbackStack
 USERS = 100
 OUTAGE_RATE = 10.0  # messages/s while Graph is down
 SLOW_MS = 150
-SLOW_RATE = 50.0
+SLOW_RATE = 25.0  # a batch of 50 calls takes 7.5 s at the mock: Graph answers ~25 replies/s
 SLOW_CYCLES = 5
 DOUBLED_TARGET = 0.01  # crashes on a slow Graph: at most 1 % of the messages answered twice
 UNENCODABLE_TOTAL, UNENCODABLE_BAD = 300, 10
@@ -65,6 +65,7 @@ HEADERS = [
     "doubled",
     "extra copies",
     "undelivered",
+    "drain s",
 ]
 
 
@@ -77,12 +78,16 @@ class Outcome:
     rate: float
     undelivered: int
     settled: bool
-    seconds: float
+    seconds: float  # the whole run: start, traffic, settling
+    drain_seconds: float  # from the last message sent to nothing left to send
     extra: dict[str, Any]
 
     def row(self) -> list[object]:
         t = self.tally
-        return [self.run, t.asked, self.rate, t.lost, t.once, t.doubled, t.copies, self.undelivered]
+        return [
+            *(self.run, t.asked, self.rate, t.lost, t.once, t.doubled, t.copies),
+            *(self.undelivered, self.drain_seconds),
+        ]
 
 
 def run_faults(run: Run) -> dict[str, Any]:
@@ -144,6 +149,7 @@ def _finish(
     """Wait until nothing more can arrive, then count the answers of ``asked`` (default:
     every message sent) from the journal."""
     settled = True
+    traffic_ended = time.monotonic()
     try:
         wait_settled(stack, mock, sent=traffic.sent, timeout=SETTLE_SECONDS)
     except StackError as exc:
@@ -158,6 +164,7 @@ def _finish(
         undelivered=int(summary["undelivered"]),
         settled=settled,
         seconds=time.monotonic() - started,
+        drain_seconds=time.monotonic() - traffic_ended,
         extra={"journal_summary": summary, **(extra or {})},
     )
     return outcome, sends
@@ -182,6 +189,7 @@ def _report(
         "undelivered": outcome.undelivered,
         "settled": outcome.settled,
         "seconds": outcome.seconds,
+        "drain_seconds": outcome.drain_seconds,
         **outcome.extra,
         **figures,
         "pass": ok and outcome.settled,
@@ -224,7 +232,7 @@ def _crashes(run: Run, rng: random.Random) -> dict[str, Any]:
         users = mock.new_users(USERS)
         mock.arm_fault(latency_ms=SLOW_MS)
         with Traffic(stack.mock_url, users, rate=SLOW_RATE) as traffic:
-            kill_9_cycles(stack, mock, cycles=SLOW_CYCLES, rng=rng, answers_between=(20, 300))
+            kill_9_cycles(stack, mock, cycles=SLOW_CYCLES, rng=rng, answers_between=(20, 200))
         outcome, _ = _finish("crashes", stack, mock, traffic, users, started)
     t = outcome.tally
     return _report(
