@@ -220,6 +220,15 @@ def unsettled(inbox: Path) -> int:
     return int(events + replies)
 
 
+def reply_states(inbox: Path) -> dict[str, int]:
+    """The bot's replies by state, plus ``tried_again``: replies tried more than once (a
+    crash or a lost answer left them sending or uncertain, or Graph refused them)."""
+    with sqlite3.connect(f"file:{inbox}?mode=ro", uri=True, timeout=5) as conn:
+        states = dict(conn.execute("SELECT state, COUNT(*) FROM replies GROUP BY state"))
+        (again,) = conn.execute("SELECT COUNT(*) FROM replies WHERE attempts > 1").fetchone()
+    return {**{str(k): int(v) for k, v in states.items()}, "tried_again": int(again)}
+
+
 def wait_settled(stack: LoopbackStack, mock: MockJournal, *, sent: int, timeout: float) -> None:
     """Wait until the mock settled the delivery of all ``sent`` messages (acked or given up),
     then until the bot has no event left to handle and no reply left to send: after that no

@@ -68,6 +68,14 @@ def accepted_replies(sends: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
     ]
 
 
+def batched(sends: Iterable[Mapping[str, Any]]) -> int:
+    """How many accepted replies were items of a Graph batch request (the mock records
+    where each call's token came from: ``batch`` for an item using its batch's token)."""
+    return sum(
+        1 for r in accepted_replies(sends) if (r.get("call") or {}).get("token_source") == "batch"
+    )
+
+
 def reply_texts(sends: Iterable[Mapping[str, Any]]) -> list[str]:
     """The text of each accepted reply (``""`` for a reply without one, e.g. an attachment)."""
     return [_text(record["request"].get("message")) for record in accepted_replies(sends)]

@@ -10,7 +10,7 @@ import pytest
 
 import bench.reply_tally
 import bench.unencodable_handlers
-from bench.reply_tally import ReplyTally, reply_texts, tally
+from bench.reply_tally import ReplyTally, batched, reply_texts, tally
 from bench.unencodable_handlers import router, truncate_utf16
 from bot.testing import RouterClient, texts
 
@@ -52,6 +52,14 @@ def test_only_messages_the_platform_accepted_count_as_replies() -> None:
     ]
 
     assert reply_texts(sends) == ["You said: a", "You said: d"]
+
+
+def test_replies_sent_as_items_of_a_graph_batch_are_told_from_single_calls() -> None:
+    alone = {**_send("You said: a"), "call": {"token_source": "body"}}
+    in_batch = {**_send("You said: b"), "call": {"token_source": "batch"}}
+    refused = {**_send("You said: c", status=500, error_code=2), "call": {"token_source": "batch"}}
+
+    assert batched([alone, in_batch, refused, _send("You said: d")]) == 1
 
 
 def test_cutting_an_emoji_in_half_leaves_a_lone_surrogate_that_utf8_refuses() -> None:
