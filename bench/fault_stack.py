@@ -6,11 +6,11 @@ moments and restarted on the same socket and inbox, and the outbox is read besid
 bot to know when nothing is left to send.
 
 >>> with LoopbackStack.start(Path("/tmp/run"), bot_env=FAULT_BOT_ENV) as stack:  # doctest: +SKIP
-...     mock = MockJournal(stack.mock_url)
-...     users = mock.new_users(100)
-...     with Traffic(stack.mock_url, users, rate=100) as traffic:
-...         kill_9_cycles(stack, mock, cycles=5, rng=random.Random(7))
-...     wait_settled(stack, mock, sent=traffic.sent, timeout=120)
+...     with MockJournal(stack.mock_url) as mock:
+...         users = mock.new_users(100)
+...         with Traffic(stack.mock_url, users, rate=100) as traffic:
+...             kill_9_cycles(stack, mock, cycles=5, rng=random.Random(7))
+...         wait_settled(stack, mock, sent=traffic.sent, timeout=120)
 """
 
 from __future__ import annotations
@@ -179,14 +179,23 @@ class Traffic(threading.Thread):
         self.stop()
 
 
-def kill_9(stack: LoopbackStack) -> None:
-    """SIGKILL the bot, then start it again on the same socket and inbox (until ready)."""
+UNKNOWN_FATE = ("sending", "uncertain")  # reply states a crash leaves for the echo to settle
+
+
+def kill_9(stack: LoopbackStack) -> int:
+    """SIGKILL the bot, then start it again on the same socket and inbox (until ready).
+
+    Returns how many replies the kill left of unknown fate (``sending`` or ``uncertain``):
+    the ones the restarted bot must settle by their echoes.
+    """
     popen = stack.bot.popen
     assert popen is not None, "the bot is not running"
     popen.send_signal(signal.SIGKILL)
     popen.wait(10)
+    states = reply_states(Path(stack.bot.env["INBOX_PATH"]))  # nobody writes: exact
     stack.bot.stop()
     stack.bot.start()
+    return sum(states.get(state, 0) for state in UNKNOWN_FATE)
 
 
 def kill_9_cycles(
@@ -197,9 +206,11 @@ def kill_9_cycles(
     rng: random.Random,
     answers_between: tuple[int, int] = (10, 60),
     timeout: float = 60.0,
-) -> None:
+) -> list[int]:
     """``cycles`` kill -9 and restarts, each at a random moment: after a random number of
-    further answers (so the bot made progress since it came back)."""
+    further answers (so the bot made progress since it came back). Returns, per kill, the
+    replies it left of unknown fate."""
+    unknown: list[int] = []
     for _ in range(cycles):
         target = mock.summary()["answered"] + rng.randint(*answers_between)
 
@@ -207,12 +218,18 @@ def kill_9_cycles(
             return int(mock.summary()["answered"]) >= target
 
         poll_until(reached, timeout=timeout, what=f"{target} answers")
-        kill_9(stack)
+        unknown.append(kill_9(stack))
+    return unknown
+
+
+def _read_only(inbox: Path) -> sqlite3.Connection:
+    # Beside the running bot: WAL lets a reader in while the bot writes.
+    return sqlite3.connect(f"file:{inbox}?mode=ro", uri=True, timeout=5)
 
 
 def unsettled(inbox: Path) -> int:
     """Events not handled yet plus replies not settled, read beside the running bot (WAL)."""
-    with sqlite3.connect(f"file:{inbox}?mode=ro", uri=True, timeout=5) as conn:
+    with _read_only(inbox) as conn:
         (events,) = conn.execute("SELECT COUNT(*) FROM events WHERE status = 'pending'").fetchone()
         (replies,) = conn.execute(
             "SELECT COUNT(*) FROM replies WHERE state IN ('pending', 'sending', 'uncertain')"
@@ -221,12 +238,10 @@ def unsettled(inbox: Path) -> int:
 
 
 def reply_states(inbox: Path) -> dict[str, int]:
-    """The bot's replies by state, plus ``tried_again``: replies tried more than once (a
-    crash or a lost answer left them sending or uncertain, or Graph refused them)."""
-    with sqlite3.connect(f"file:{inbox}?mode=ro", uri=True, timeout=5) as conn:
-        states = dict(conn.execute("SELECT state, COUNT(*) FROM replies GROUP BY state"))
-        (again,) = conn.execute("SELECT COUNT(*) FROM replies WHERE attempts > 1").fetchone()
-    return {**{str(k): int(v) for k, v in states.items()}, "tried_again": int(again)}
+    """The bot's replies by state (``bot.inbox.ReplyState`` values)."""
+    with _read_only(inbox) as conn:
+        rows = conn.execute("SELECT state, COUNT(*) FROM replies GROUP BY state").fetchall()
+    return {str(state): int(count) for state, count in rows}
 
 
 def wait_settled(stack: LoopbackStack, mock: MockJournal, *, sent: int, timeout: float) -> None:
