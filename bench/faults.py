@@ -42,7 +42,7 @@ from bench.procs import PY, BenchError
 from bench.reply_tally import ReplyTally, accepted_replies, batched, reply_texts, tally
 from bench.runner import Run
 from bench.stats import table
-from loadtests.processes import LoopbackStack
+from loadtests.processes import LoopbackStack, StartupError
 
 USERS = 100
 OUTAGE_RATE = 10.0  # messages/s while Graph is down
@@ -115,7 +115,11 @@ def _run_all(run: Run, names: tuple[str, ...]) -> dict[str, Any]:
     with _unpinned():
         for name in names:
             rng = random.Random(f"{seed}-{name}")
-            results[name] = _RUNNERS[name](run, rng)
+            try:
+                results[name] = _RUNNERS[name](run, rng)
+            except (BenchError, StartupError) as exc:  # e.g. a bot that did not come back
+                print(f"{name}: could not finish: {exc}: MISS", flush=True)
+                results[name] = {"error": str(exc), "pass": False}
     return results
 
 
