@@ -229,7 +229,7 @@ def _crashes(run: Run, rng: random.Random) -> dict[str, Any]:
         flush=True,
     )
     outcome, unknown = _under_kills(
-        run, rng, "crashes", SLOW_RATE, SLOW_CYCLES, (20, 200), latency_ms=SLOW_MS
+        run, rng, "crashes", SLOW_RATE, SLOW_CYCLES, (50, 400), latency_ms=SLOW_MS
     )
     t = outcome.tally
     return _report(
