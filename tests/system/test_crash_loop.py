@@ -1,6 +1,7 @@
 """kill -9 cycles of a real bot under steady traffic through a real mock with echoes on.
 
-Every user message must be answered exactly once, counted from the mock's journal: the
+Every user message must be answered exactly once, counted from the mock's journal (each
+reply echoes its message's unique text; ``bench.reply_tally``) and by the mock itself: the
 outbox commits replies with the handled mark, stores ``sending`` before each call, and
 settles a reply left ``sending`` by the crash with the echo that carries its key.
 """
@@ -20,6 +21,7 @@ from bench.fault_stack import (
     kill_9_cycles,
     wait_settled,
 )
+from bench.reply_tally import reply_texts, tally
 from loadtests.processes import LoopbackStack
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
@@ -46,8 +48,10 @@ def test_kill_9_cycles_under_steady_traffic_answer_every_message_exactly_once(
         with Traffic(stack.mock_url, users, rate=RATE) as traffic:
             kill_9_cycles(stack, mock, cycles=CYCLES, rng=random.Random(7))
         wait_settled(stack, mock, sent=traffic.sent, timeout=90)
-        final = mock.summary()
+        answers = tally(traffic.texts, reply_texts(mock.sends(users)))
+        summary = mock.summary()
 
     assert traffic.sent > 5 * CYCLES
-    assert final["answered"] == traffic.sent  # 0 lost
-    assert final["extra_replies"] == 0  # 0 doubled
+    assert (answers.lost, answers.doubled, answers.unmatched) == (0, 0, 0)
+    # The mock's own accounting agrees: every message answered, no extra reply.
+    assert (summary["answered"], summary["extra_replies"]) == (traffic.sent, 0)
