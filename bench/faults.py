@@ -39,9 +39,16 @@ from bench.fault_stack import (
     wait_settled,
 )
 from bench.procs import PY, BenchError
-from bench.reply_tally import ReplyTally, accepted_replies, batched, reply_texts, tally
+from bench.reply_tally import (
+    ReplyTally,
+    accepted_replies,
+    batched,
+    reply_seconds,
+    reply_texts,
+    tally,
+)
 from bench.runner import Run
-from bench.stats import table
+from bench.stats import percentile, table
 from loadtests.processes import LoopbackStack, StartupError
 
 USERS = 100
@@ -67,6 +74,8 @@ HEADERS = [
     "extra copies",
     "undelivered",
     "via batch",
+    "reply p50 s",
+    "reply p99 s",
     "drain s",
 ]
 # Replies each kill -9 left in ``sending`` or ``uncertain``, settled by echo after the restart.
@@ -82,6 +91,7 @@ class Outcome:
     rate: float
     undelivered: int
     batched: int  # accepted replies that were items of a Graph batch request
+    reply_seconds: list[float]  # per answered message: from the message to its first reply
     settled: bool
     seconds: float  # the whole run: start, traffic, settling
     drain_seconds: float  # from the last message sent to nothing left to send
@@ -92,7 +102,9 @@ class Outcome:
         t = self.tally
         return [
             *(self.run, t.asked, self.rate, t.lost, t.once, t.doubled, t.copies),
-            *(self.undelivered, self.batched, self.drain_seconds),
+            *(self.undelivered, self.batched),
+            *(percentile(self.reply_seconds, 50), percentile(self.reply_seconds, 99)),
+            self.drain_seconds,
         ]
 
 
@@ -172,6 +184,7 @@ def _finish(
         rate=traffic.achieved_rate,
         undelivered=int(summary["undelivered"]),
         batched=batched(sends),
+        reply_seconds=reply_seconds(sends),
         settled=settled,
         seconds=time.monotonic() - started,
         drain_seconds=time.monotonic() - traffic_ended,
@@ -194,7 +207,10 @@ def _report(
     if not outcome.settled:
         verdict += " (the run did not settle in time)"
     print(f"{outcome.run}: {verdict}: {'PASS' if ok and outcome.settled else 'MISS'}", flush=True)
-    return {**asdict(outcome), **figures, "pass": ok and outcome.settled}
+    numbers = asdict(outcome)
+    seconds = numbers.pop("reply_seconds")
+    numbers["reply_seconds"] = {f"p{q}": percentile(seconds, q) for q in (50, 90, 99, 100)}
+    return {**numbers, **figures, "pass": ok and outcome.settled}
 
 
 def _outage(run: Run, rng: random.Random) -> dict[str, Any]:

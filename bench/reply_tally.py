@@ -76,6 +76,16 @@ def batched(sends: Iterable[Mapping[str, Any]]) -> int:
     )
 
 
+def reply_seconds(sends: Iterable[Mapping[str, Any]]) -> list[float]:
+    """Seconds from each answered message to its first reply, as the mock's accounting
+    attributed them (``time_to_reply_seconds`` of the replies counted as answers)."""
+    return [
+        float(r["time_to_reply_seconds"])
+        for r in accepted_replies(sends)
+        if r.get("attribution") == "answer" and r.get("time_to_reply_seconds") is not None
+    ]
+
+
 def reply_texts(sends: Iterable[Mapping[str, Any]]) -> list[str]:
     """The text of each accepted reply (``""`` for a reply without one, e.g. an attachment)."""
     return [_text(record["request"].get("message")) for record in accepted_replies(sends)]

@@ -10,7 +10,7 @@ import pytest
 
 import bench.reply_tally
 import bench.unencodable_handlers
-from bench.reply_tally import ReplyTally, batched, reply_texts, tally
+from bench.reply_tally import ReplyTally, batched, reply_seconds, reply_texts, tally
 from bench.unencodable_handlers import router, truncate_utf16
 from bot.testing import RouterClient, texts
 
@@ -60,6 +60,14 @@ def test_replies_sent_as_items_of_a_graph_batch_are_told_from_single_calls() -> 
     refused = {**_send("You said: c", status=500, error_code=2), "call": {"token_source": "batch"}}
 
     assert batched([alone, in_batch, refused, _send("You said: d")]) == 1
+
+
+def test_reply_times_are_those_of_first_answers_only() -> None:
+    first = {**_send("You said: a"), "attribution": "answer", "time_to_reply_seconds": 0.25}
+    copy = {**_send("You said: a"), "attribution": "extra", "time_to_reply_seconds": None}
+    refused = {**_send("x", status=500, error_code=2), "attribution": None}
+
+    assert reply_seconds([first, copy, refused]) == [0.25]
 
 
 def test_cutting_an_emoji_in_half_leaves_a_lone_surrogate_that_utf8_refuses() -> None:
