@@ -20,7 +20,8 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,7 +29,9 @@ from typing import Any
 import httpx
 
 from bench.procs import BenchError
+from loadtests.control import scrape
 from loadtests.processes import LoopbackStack
+from loadtests.summary import parse_metrics, sum_samples
 
 # The bot as the crash runs start it: no ordering hold (every event goes straight to a worker),
 # a short graceful stop, and a reply left ``sending`` settled by its echo within 10 s.
@@ -180,22 +183,47 @@ class Traffic(threading.Thread):
 
 
 UNKNOWN_FATE = ("sending", "uncertain")  # reply states a crash leaves for the echo to settle
+SETTLEMENTS = ("echo", "resent", "dropped")  # how the bot settles a reply of unknown fate
 
 
-def kill_9(stack: LoopbackStack) -> int:
-    """SIGKILL the bot, then start it again on the same socket and inbox (until ready).
+@dataclass(frozen=True)
+class Kill:
+    """One kill -9: the replies it left of unknown fate (``sending`` or ``uncertain``, read
+    from the inbox while the bot was down), and the settlements the killed process had made
+    (its ``bot_reply_settlements_total`` just before the kill, by outcome)."""
 
-    Returns how many replies the kill left of unknown fate (``sending`` or ``uncertain``):
-    the ones the restarted bot must settle by their echoes.
-    """
+    left_unknown: int
+    settled_before: dict[str, int]
+
+
+def settlements(stack: LoopbackStack) -> dict[str, int]:
+    """Replies of unknown fate the running bot process settled so far, by outcome (its
+    counters start from zero at each start); empty when /metrics cannot be read."""
+    text = scrape(f"{stack.bot_url}/metrics")
+    if text is None:
+        return {}
+    samples = parse_metrics(text)
+    counts: dict[str, int] = {}
+    for outcome in SETTLEMENTS:
+
+        def labelled(labels: Mapping[str, str], outcome: str = outcome) -> bool:
+            return labels.get("outcome") == outcome
+
+        counts[outcome] = int(sum_samples(samples, "bot_reply_settlements_total", labelled))
+    return counts
+
+
+def kill_9(stack: LoopbackStack) -> Kill:
+    """SIGKILL the bot, then start it again on the same socket and inbox (until ready)."""
     popen = stack.bot.popen
     assert popen is not None, "the bot is not running"
+    settled = settlements(stack)
     popen.send_signal(signal.SIGKILL)
     popen.wait(10)
     states = reply_states(Path(stack.bot.env["INBOX_PATH"]))  # nobody writes: exact
     stack.bot.stop()
     stack.bot.start()
-    return sum(states.get(state, 0) for state in UNKNOWN_FATE)
+    return Kill(sum(states.get(state, 0) for state in UNKNOWN_FATE), settled)
 
 
 def kill_9_cycles(
@@ -206,11 +234,10 @@ def kill_9_cycles(
     rng: random.Random,
     answers_between: tuple[int, int] = (10, 60),
     timeout: float = 60.0,
-) -> list[int]:
+) -> list[Kill]:
     """``cycles`` kill -9 and restarts, each at a random moment: after a random number of
-    further answers (so the bot made progress since it came back). Returns, per kill, the
-    replies it left of unknown fate."""
-    unknown: list[int] = []
+    further answers (so the bot made progress since it came back)."""
+    kills: list[Kill] = []
     for _ in range(cycles):
         target = mock.summary()["answered"] + rng.randint(*answers_between)
 
@@ -218,8 +245,8 @@ def kill_9_cycles(
             return int(mock.summary()["answered"]) >= target
 
         poll_until(reached, timeout=timeout, what=f"{target} answers")
-        unknown.append(kill_9(stack))
-    return unknown
+        kills.append(kill_9(stack))
+    return kills
 
 
 def _read_only(inbox: Path) -> sqlite3.Connection:

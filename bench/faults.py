@@ -23,6 +23,7 @@ import os
 import random
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -31,11 +32,14 @@ from typing import Any
 
 from bench.fault_stack import (
     FAULT_BOT_ENV,
+    SETTLEMENTS,
+    Kill,
     MockJournal,
     StackError,
     Traffic,
     kill_9_cycles,
     reply_states,
+    settlements,
     wait_settled,
 )
 from bench.procs import PY, BenchError
@@ -78,8 +82,9 @@ HEADERS = [
     "reply p99 s",
     "drain s",
 ]
-# Replies each kill -9 left in ``sending`` or ``uncertain``, settled by echo after the restart.
-KILLS_HEADER = "left unknown by kills (per kill)"
+# Replies each kill -9 left in ``sending`` or ``uncertain``, and how the restarted bots
+# settled such replies: by their echo, re-sent after the echo wait, or dropped.
+KILL_HEADERS = ["left unknown, per kill", "settled echo / re-sent / dropped"]
 
 
 @dataclass(frozen=True)
@@ -244,18 +249,19 @@ def _crashes(run: Run, rng: random.Random) -> dict[str, Any]:
         f"{SLOW_CYCLES} kill -9 cycles at {SLOW_RATE:g} messages/s",
         flush=True,
     )
-    outcome, unknown = _under_kills(
+    outcome, kills, settled = _under_kills(
         run, rng, "crashes", SLOW_RATE, SLOW_CYCLES, (50, 400), latency_ms=SLOW_MS
     )
     t = outcome.tally
     return _report(
         outcome,
-        [*HEADERS, KILLS_HEADER, "doubled %"],
-        [*outcome.row(), _kills_cell(unknown), 100 * t.doubled_share()],
+        [*HEADERS, *KILL_HEADERS, "doubled %"],
+        [*outcome.row(), *_kill_cells(kills, settled), 100 * t.doubled_share()],
         f"{t.lost} lost, {t.doubled} doubled = {t.doubled_share():.2%} "
         f"(target: 0 lost, at most {DOUBLED_TARGET:.0%} doubled)",
         t.lost == 0 and t.doubled_share() <= DOUBLED_TARGET,
-        unknown_fate_per_kill=unknown,
+        unknown_fate_per_kill=[kill.left_unknown for kill in kills],
+        unknown_fate_settled=settled,
     )
 
 
@@ -264,17 +270,18 @@ def _crashloop(run: Run, rng: random.Random) -> dict[str, Any]:
         f"\n### Crash loop: {CRASHLOOP_CYCLES} kill -9 cycles at {CRASHLOOP_RATE:g} messages/s",
         flush=True,
     )
-    outcome, unknown = _under_kills(
+    outcome, kills, settled = _under_kills(
         run, rng, "crashloop", CRASHLOOP_RATE, CRASHLOOP_CYCLES, (50, 500)
     )
     t = outcome.tally
     return _report(
         outcome,
-        [*HEADERS, KILLS_HEADER],
-        [*outcome.row(), _kills_cell(unknown)],
+        [*HEADERS, *KILL_HEADERS],
+        [*outcome.row(), *_kill_cells(kills, settled)],
         f"{t.lost} lost, {t.doubled} doubled (target: 0 lost, 0 doubled)",
         t.lost == 0 and t.doubled == 0,
-        unknown_fate_per_kill=unknown,
+        unknown_fate_per_kill=[kill.left_unknown for kill in kills],
+        unknown_fate_settled=settled,
     )
 
 
@@ -287,23 +294,33 @@ def _under_kills(
     answers_between: tuple[int, int],
     *,
     latency_ms: int = 0,
-) -> tuple[Outcome, list[int]]:
-    """Users write at ``rate`` while the bot is killed ``cycles`` times at random moments."""
+) -> tuple[Outcome, list[Kill], dict[str, int]]:
+    """Users write at ``rate`` while the bot is killed ``cycles`` times at random moments.
+
+    Also returns how the bot settled the replies the kills left of unknown fate, summed over
+    its incarnations (each scraped just before its kill, the last one at the end)."""
     started = time.monotonic()
     with _stack(run, name) as (stack, mock):
         users = mock.new_users(USERS)
         if latency_ms:
             mock.arm_fault(latency_ms=latency_ms)
         with Traffic(stack.mock_url, users, rate=rate) as traffic:
-            unknown = kill_9_cycles(
+            kills = kill_9_cycles(
                 stack, mock, cycles=cycles, rng=rng, answers_between=answers_between
             )
         outcome, _ = _finish(name, stack, mock, traffic, users, started)
-    return outcome, unknown
+        settled = Counter(settlements(stack))
+    for kill in kills:
+        settled.update(kill.settled_before)
+    return outcome, kills, {k: settled[k] for k in SETTLEMENTS}
 
 
-def _kills_cell(unknown: list[int]) -> str:
-    return f"{sum(unknown)} ({' '.join(map(str, unknown))})"
+def _kill_cells(kills: list[Kill], settled: dict[str, int]) -> list[object]:
+    left = [kill.left_unknown for kill in kills]
+    return [
+        " ".join(map(str, left)),  # not summed: one still unsettled at the next kill counts again
+        f"{settled['echo']} / {settled['resent']} / {settled['dropped']}",
+    ]
 
 
 def _unencodable(run: Run, rng: random.Random) -> dict[str, Any]:
