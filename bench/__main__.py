@@ -1,4 +1,4 @@
-"""``python -m bench [ack|e2e|mock|send|replicas|all]`` — measure, in one run, and print ratios.
+"""``python -m bench [PHASE|all]`` — measure, in one run, and print ratios.
 
 Each phase starts its own processes on free loopback ports, pins the receiver under test
 to core 0 and everything else (wrk, the open-loop generator, the Send API stub, this
@@ -22,8 +22,9 @@ from typing import Any
 from bench.procs import LOAD_CPU, BenchError, cpu_count, cpu_pressure, pin_self
 from bench.runner import Run
 
-PHASES = ("ack", "e2e", "mock", "send", "replicas")
-# `all`: the replicas phase needs redis-server and haproxy and takes minutes; run it by name.
+PHASES = ("ack", "e2e", "mock", "send", "replicas", "faults", "crashloop")
+# `all`: the replicas phase needs redis-server and haproxy and takes minutes, the fault runs
+# (which count replies, not throughput) about 7 minutes; run them by name.
 ALL_PHASES = ("ack", "e2e", "mock", "send")
 NOISY_PRESSURE = 0.05
 
@@ -46,6 +47,10 @@ def _phase(name: str) -> Callable[[Run], Any]:
         from bench.replicas import run_replicas
 
         return run_replicas
+    if name in ("faults", "crashloop"):
+        from bench.faults import run_crashloop, run_faults
+
+        return run_faults if name == "faults" else run_crashloop
     from bench.send_paths import run_send
 
     return run_send
@@ -69,6 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of one measurement")
     parser.add_argument("--probe-rate", type=float, default=4000.0, help="e2e overload rate")
     parser.add_argument("--stub-latency-ms", type=float, default=0.0, help="Send API stub delay")
+    parser.add_argument(
+        "--outage-seconds", type=float, default=120.0, help="faults: Send API outage length"
+    )
+    parser.add_argument("--seed", type=int, help="faults, crashloop: replay a run's kill moments")
+    parser.add_argument(
+        "--fault-runs",
+        type=lambda value: tuple(value.split(",")),
+        default=(),
+        help="faults: a comma-separated subset of outage,crashes,unencodable,crashloop",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs, inboxes)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/latest.json"))
     args = parser.parse_args(argv)
@@ -82,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds=args.seconds,
         probe_rate=args.probe_rate,
         stub_latency_ms=args.stub_latency_ms,
+        outage_seconds=args.outage_seconds,
+        seed=args.seed,
+        fault_runs=args.fault_runs,
     )
     phases = ALL_PHASES if args.phase == "all" else (args.phase,)
     machine = _machine()

@@ -23,6 +23,9 @@ class Run:
     probe_rate: float = 4000.0  # events/s offered by that probe: above what anyone sustains
     stub_latency_ms: float = 0.0  # added by the Send API stub to every request
     search_steps: int = 6  # sustain steps per receiver in the end-to-end phase
+    outage_seconds: float = 120.0  # the fault runs' Send API outage
+    seed: int | None = None  # the fault runs' random kill moments (None: drawn and printed)
+    fault_runs: tuple[str, ...] = ()  # which fault runs ``faults`` does (empty: all)
     results: dict[str, Any] = field(default_factory=dict)
     _bodies_made: int = 0
 

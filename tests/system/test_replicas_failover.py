@@ -17,16 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.fault_stack import Traffic  # the crash runs' paced users
 from tests.conftest import require_binary
 from tests.polling import wait_until
 from tests.redis_server import RedisServer
 from tests.system.replica_stack import ReplicaStack
-from tests.system.test_crash_loop import Traffic  # the same paced users
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(150)]
 
 USERS = 20
 SENDERS = 6
+RATE = 100.0  # messages/s offered, shared by the senders
 SHARDS = 16
 BOT_ENV = {
     "LOG_LEVEL": "WARNING",
@@ -60,7 +61,10 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
 
             # Paced senders in parallel (the issue's failover run: about 100 messages/s),
             # each with its own users so each user's messages stay in order.
-            traffic = [Traffic(mock, users[n::SENDERS]) for n in range(SENDERS)]
+            traffic = [
+                Traffic(stack.mock_url, users[n::SENDERS], rate=RATE / SENDERS)
+                for n in range(SENDERS)
+            ]
             for sender in traffic:
                 sender.start()
             started = time.monotonic()
@@ -82,7 +86,7 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
                 for sender in traffic:
                     sender.stopped.set()
                 for sender in traffic:
-                    sender.join(10)
+                    sender.stop()
             sent = sum(sender.sent for sender in traffic)
             offered = sent / (time.monotonic() - started)
 
@@ -133,7 +137,7 @@ def test_a_replica_stopped_cleanly_hands_its_shards_over_before_its_lease_would_
         )
         with httpx.Client(base_url=stack.mock_url, timeout=10) as mock:
             users = [mock.post("/_mock/users", json={}).json()["psid"] for _ in range(USERS)]
-            traffic = Traffic(mock, users)
+            traffic = Traffic(stack.mock_url, users, rate=RATE / 2)
             traffic.start()
             try:
                 wait_until(lambda: traffic.sent >= 50, timeout=60, what="traffic")
@@ -147,8 +151,7 @@ def test_a_replica_stopped_cleanly_hands_its_shards_over_before_its_lease_would_
                 )
                 handover = time.monotonic() - stopped_at
             finally:
-                traffic.stopped.set()
-                traffic.join(10)
+                traffic.stop()
 
             final = wait_until(
                 lambda: _settled(mock, traffic.sent), timeout=60, what="every message answered"
