@@ -222,7 +222,7 @@ class ReplyOutbox:
             await self._dead(o, "deadline passed while Graph was failing")
             return None
         o.attempts += 1
-        if o.state is not ReplyState.SENDING:  # claimed at commit, or restored as sending
+        if o.state is not ReplyState.SENDING:  # restored as sending: stored already
             await self._set(o, ReplyState.SENDING)
         messaging_type = (
             decision.messaging_type if handler_reply.tag else handler_reply.messaging_type
