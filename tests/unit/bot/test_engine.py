@@ -537,6 +537,29 @@ async def test_an_outage_longer_than_the_old_retries_loses_no_reply() -> None:
     assert h.sample("bot_replies_undeliverable_total") == 0
 
 
+async def test_when_graph_is_back_replies_in_back_off_go_out_at_once() -> None:
+    up = False
+
+    async def outage(call: SentCall) -> SendResult:
+        return SendResult(ok=True) if up else transient()
+
+    # A back-off drawn from up to ten minutes: only "Graph is back" brings Alice's reply out
+    # within DEADLINE (a draw that short has odds of 1 in 120).
+    h = Harness(
+        send_api=RecordingSendApi(outage),
+        reply_backoff_base_seconds=600,
+        reply_backoff_max_seconds=600,
+    )
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: len(h.send_api.calls) == 1)
+    up = True
+    await h.deliver(record(BOB))  # Bob's reply is the first to get through
+    await h.send_api.wait_for(2, within=DEADLINE)
+    await h.pool.stop(grace=1)
+    assert [call.psid for call in h.send_api.sent] == [BOB, ALICE]
+
+
 async def test_past_its_deadline_a_reply_becomes_a_replayable_dead_letter() -> None:
     up = False
 
