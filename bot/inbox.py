@@ -82,8 +82,9 @@ UNSETTLED = (ReplyState.PENDING, ReplyState.SENDING, ReplyState.UNCERTAIN)
 class NewReply:
     """A handler's ``n``-th reply (0-based) as ``commit_handled`` stores it.
 
-    ``state`` is ``PENDING``, or ``SENDING`` when the sender claims it at once (its first
-    call then needs no write of its own; after a crash it is settled by the echo rule).
+    ``state`` is ``PENDING`` (the engine's choice: see ``bot.processor``), or ``SENDING``
+    when a sender claims it at once (its first call then needs no write of its own, but after
+    a crash it waits for an echo even if it never left).
     """
 
     n: int

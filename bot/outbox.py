@@ -88,6 +88,9 @@ class ReplyOutbox:
         # Replies whose SENT state is on disk: a late echo of one needs no write.
         self._stored_sent: OrderedDict[int, None] = OrderedDict()
         self._echoed: OrderedDict[int, None] = OrderedDict()
+        # Conversations backing off after Graph failed (transient): the first success says
+        # Graph is back, and they try again at once instead of sleeping out their back-off.
+        self._waiting_for_graph: set[tuple[str, str]] = set()
         self._lane: Lane[_Outgoing] = Lane(
             run=self._run,
             order=lambda o: o.reply.id,
@@ -222,7 +225,7 @@ class ReplyOutbox:
             await self._dead(o, "deadline passed while Graph was failing")
             return None
         o.attempts += 1
-        if o.state is not ReplyState.SENDING:  # claimed at commit, or restored as sending
+        if o.state is not ReplyState.SENDING:  # restored as sending: stored already
             await self._set(o, ReplyState.SENDING)
         messaging_type = (
             decision.messaging_type if handler_reply.tag else handler_reply.messaging_type
@@ -267,6 +270,8 @@ class ReplyOutbox:
             await self._set(o, ReplyState.SENT)
             _remember(self._stored_sent, o.reply.id)
             self._observe_first_reply(o)
+            if result.ok and self._waiting_for_graph:
+                self._graph_is_back()
             return None
         error_class = result.error_class
         if error_class is ErrorClass.RISKY:
@@ -274,6 +279,8 @@ class ReplyOutbox:
             o.echo_wait_until = self._clock() + (self._echo_wait if echoable else 0.0)
             return o.echo_wait_until
         if error_class is not None and error_class.retryable:
+            if error_class is ErrorClass.TRANSIENT:  # throttled ones keep their pace
+                self._waiting_for_graph.add(_conversation(o.reply))
             await self._set(o, ReplyState.PENDING, result.error_label)
             at = self._clock() + backoff_delay(
                 o.attempts,
@@ -283,6 +290,11 @@ class ReplyOutbox:
             return at  # the deadline is checked before the next attempt
         await self._dead(o, f"Send API refused the reply: {result.error_label}")
         return None
+
+    def _graph_is_back(self) -> None:
+        waiting, self._waiting_for_graph = self._waiting_for_graph, set()
+        for conversation in waiting:
+            self._lane.expedite(conversation)
 
     def _past_deadline(self, reply: StoredReply, now: float) -> bool:
         deadline = self._settings.reply_deadline_seconds

@@ -44,7 +44,7 @@ from bot.events import (
     StoredPayloadError,
     event_from_storage,
 )
-from bot.inbox import Inbox, InboxError, NewReply, ReplyState, StoredEvent
+from bot.inbox import Inbox, InboxError, NewReply, StoredEvent
 from bot.metrics import BotMetrics
 from bot.outbox import ReplyOutbox
 from bot.outbox_codec import encode_reply, key_from_metadata
@@ -113,14 +113,6 @@ class EventProcessor:
         self._untraced = never_records(tracer)
         self._clock = clock
         self._stopping = stopping
-        # At-least-once: replies are committed as already "sending", saving the sender a write
-        # (and a commit of latency) per reply; a crash before the call only delays such a reply
-        # by the echo wait. At-most-once must not drop replies that never left, so it does not.
-        self._claim = (
-            ReplyState.SENDING
-            if settings.reply_guarantee == "at_least_once"
-            else ReplyState.PENDING
-        )
         # Label children resolved once: labels() takes a lock and builds a key every call.
         self._handler_duration = {k: metrics.handler_duration.labels(k) for k in _KINDS}
         self._processed: dict[tuple[str, str], Any] = {}
@@ -207,7 +199,9 @@ class EventProcessor:
             return []
         page_id = handled.event.page_id
         return [
-            NewReply(n=n, page_id=page_id, psid=psid, body=encode_reply(reply), state=self._claim)
+            # Committed PENDING: the outbox stores SENDING right before the call, so after a
+            # crash only the replies that were on the wire wait for their echoes.
+            NewReply(n=n, page_id=page_id, psid=psid, body=encode_reply(reply))
             for n, reply in enumerate(replies)
         ]
 

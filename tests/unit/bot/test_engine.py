@@ -537,6 +537,29 @@ async def test_an_outage_longer_than_the_old_retries_loses_no_reply() -> None:
     assert h.sample("bot_replies_undeliverable_total") == 0
 
 
+async def test_when_graph_is_back_replies_in_back_off_go_out_at_once() -> None:
+    up = False
+
+    async def outage(call: SentCall) -> SendResult:
+        return SendResult(ok=True) if up else transient()
+
+    # A back-off drawn from up to ten minutes: only "Graph is back" brings Alice's reply out
+    # within DEADLINE (a draw that short has odds of 1 in 120).
+    h = Harness(
+        send_api=RecordingSendApi(outage),
+        reply_backoff_base_seconds=600,
+        reply_backoff_max_seconds=600,
+    )
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: len(h.send_api.calls) == 1)
+    up = True
+    await h.deliver(record(BOB))  # Bob's reply is the first to get through
+    await h.send_api.wait_for(2, within=DEADLINE)
+    await h.pool.stop(grace=1)
+    assert [call.psid for call in h.send_api.sent] == [BOB, ALICE]
+
+
 async def test_past_its_deadline_a_reply_becomes_a_replayable_dead_letter() -> None:
     up = False
 
@@ -823,28 +846,42 @@ async def test_an_echo_for_a_reply_in_back_off_settles_it_instead_of_a_second_se
     assert h.sample("bot_replies_settled_total", state="sent") == 1
 
 
-@pytest.mark.parametrize(
-    ("guarantee", "committed_as"),
-    [("at_least_once", ReplyState.SENDING), ("at_most_once", ReplyState.PENDING)],
-)
-async def test_replies_are_claimed_at_commit_only_when_a_crash_may_resend_them(
-    guarantee: str, committed_as: ReplyState
+@pytest.mark.parametrize("guarantee", ["at_least_once", "at_most_once"])
+async def test_a_reply_a_crash_kept_from_graph_goes_out_at_once_after_restart(
+    guarantee: str,
 ) -> None:
-    committed: list[ReplyState] = []
+    stuck = asyncio.Event()
 
-    class SpyInbox(MemoryInbox):
-        async def commit_handled(self, event_id: int, replies: Any, state: Any = None) -> Any:
-            committed.extend(r.state for r in replies)
-            return await super().commit_handled(event_id, replies, state)
+    async def hangs(call: SentCall) -> None:
+        stuck.set()
+        await asyncio.Event().wait()  # the process dies during this call
 
-    h = Harness(inbox=SpyInbox(), reply_guarantee=guarantee)
+    # One reply on the wire at a time: Alice's hangs there, Bob's waits its turn.
+    h = Harness(
+        send_api=RecordingSendApi(hangs),
+        outbox_concurrency=1,
+        reply_guarantee=guarantee,
+        reply_echo_wait_seconds=3600,
+    )
     await h.pool.start()
     await h.deliver(record(ALICE))
-    await h.settle()
+    async with asyncio.timeout(DEADLINE):
+        await stuck.wait()
+    await h.deliver(record(BOB))
+
+    async def both_committed() -> bool:
+        return len(await h.inbox.unsettled_replies()) == 2
+
+    await eventually(both_committed, within=DEADLINE)
+    await h.pool.stop(grace=0)  # the crash, as far as the inbox can tell
+    h.send_api = RecordingSendApi()
+    h.pool = h.new_pool()
+    await h.pool.start()
+    # Bob's reply never left, so it needs no echo: it goes out at once. Alice's was on the
+    # wire: it waits for its echo (at-least-once) or is dropped (at-most-once).
+    await h.send_api.wait_for(1, within=DEADLINE)
     await h.pool.stop(grace=1)
-    # Claimed replies need no write of their own before the call; at-most-once must not
-    # drop a reply that never left, so it stores "sending" only right before the call.
-    assert committed == [committed_as] and len(h.texts()) == 1
+    assert [call.psid for call in h.send_api.sent] == [BOB]
 
 
 async def test_an_inbox_locked_for_longer_than_its_busy_timeout_delays_but_loses_nothing(
