@@ -71,12 +71,29 @@ def open_loop_async(
     drain_timeout: float = 15.0,
 ) -> subprocess.Popen[str]:
     """Start the generator without waiting; read its report with :func:`finish_open_loop`."""
-    cmd = [PY, "-m", "bench.openloop", "--port", str(port), "--rate", f"{rate:.0f}"]
-    cmd += ["--duration", f"{seconds:g}", "--bodies", str(bodies)]
-    cmd += ["--connections", str(connections), "--drain-timeout", f"{drain_timeout:g}"]
+    cmd = openloop_command(port, bodies, rate, seconds, connections, drain_timeout)
     return subprocess.Popen(
         pinned(cmd, LOAD_CPU), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def openloop_command(
+    port: int, bodies: Path, rate: float, seconds: float, connections: int, drain_timeout: float
+) -> list[str]:
+    """The generator's command line. Rate and duration travel exactly (``repr``): it sends
+    ``int(rate * seconds)`` POSTs, which must be the count of bodies written for it. Rounded,
+    a bisected rate such as 1491.8/s sent one POST more than there were bodies, so the last
+    one re-used the first body's mid: acked as a duplicate, with no reply of its own, and
+    counted as a lost reply.
+
+    >>> cmd = openloop_command(80, Path("b"), 1491.816697212801, 6.0, 64, 15.0)
+    >>> int(float(cmd[cmd.index("--rate") + 1]) * float(cmd[cmd.index("--duration") + 1]))
+    8950
+    """
+    cmd = [PY, "-m", "bench.openloop", "--port", str(port), "--rate", repr(rate)]
+    cmd += ["--duration", repr(seconds), "--bodies", str(bodies)]
+    cmd += ["--connections", str(connections), "--drain-timeout", f"{drain_timeout:g}"]
+    return cmd
 
 
 def finish_open_loop(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -13,6 +14,7 @@ from bench.events import APP_SECRET, signed_text_event
 from bench.openloop import response_length
 from bench.procs import BenchError
 from bench.receivers import create_bare_app
+from bench.runner import openloop_command
 from bench.send_stub import StubState, _batch_items, _decode_call
 from bench.stats import percentile, table
 from bench.wrk import parse_wrk_output
@@ -111,3 +113,12 @@ async def test_bare_receiver_acks_signed_events_and_rejects_forgeries() -> None:
     assert (good.status_code, good.text) == (200, "EVENT_RECEIVED")
     assert bad.status_code == 401
     assert count.text == "1"
+
+
+def test_the_generator_sends_exactly_the_bodies_a_step_writes_for_it() -> None:
+    # A bisected rate: rounded to 1492/s the generator sent one POST more than the 8,951
+    # bodies written, re-using a mid the bot then rightly acked as a duplicate.
+    rate, seconds = 1491.816697212801, 6.0
+    cmd = openloop_command(8000, Path("bodies.txt"), rate, seconds, 64, 5.0)
+    sent = int(float(cmd[cmd.index("--rate") + 1]) * float(cmd[cmd.index("--duration") + 1]))
+    assert sent == int(rate * seconds) == 8950  # bench.e2e writes one body more than this
