@@ -106,9 +106,14 @@ def test_a_replica_killed_under_traffic_loses_and_doubles_nothing(
 
 
 def _settled(mock: httpx.Client, sent: int) -> dict[str, Any] | None:
-    """The journal summary once every message sent was answered, else None."""
+    """The journal summary once every message sent was delivered and answered, else None.
+
+    A message still being delivered is not owed a reply yet: without ``in_flight == 0`` a
+    delivery the mock was still retrying (the stopped replica's) passed for settled.
+    """
     summary: dict[str, Any] = mock.get("/_mock/journal/summary").json()
-    return summary if summary["actions"] == sent and summary["unanswered"] == 0 else None
+    done = summary["actions"] == sent and summary["in_flight"] == 0
+    return summary if done and summary["unanswered"] == 0 else None
 
 
 def _reply_numbers(mock: httpx.Client, psid: str) -> list[int]:
