@@ -3,10 +3,10 @@
 SQLite keeps writing through its open descriptor after the file is deleted (a cleanup job,
 ``rm -rf var/``) or replaced, so commits succeed into an orphaned inode whose events vanish at
 the next restart. ``InboxFileGuard.intact()`` compares the path's identity (device, inode) with
-the one seen at start: the edge checks it after each commit and answers 503 instead of acking,
-and ``/readyz`` fails, once the file is gone. ``probe_write()`` proves the filesystem still takes
-a new write (create, write a block, fsync, delete), so a full or read-only disk fails readiness
-instead of only every webhook.
+the one seen at start: the edge checks it after each commit (``intact_after_commit``) and
+answers 503 instead of acking, and ``/readyz`` fails, once the file is gone.
+``probe_write()`` proves the filesystem still takes a new write (create, write a block, fsync,
+delete), so a full or read-only disk fails readiness instead of only every webhook.
 
 >>> guard = InboxFileGuard(Path("var/inbox.db"))  # after the inbox opened  # doctest: +SKIP
 >>> guard.intact(), guard.lost_reason                                       # doctest: +SKIP
@@ -15,6 +15,7 @@ instead of only every webhook.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -33,6 +34,7 @@ class InboxFileGuard:
         self._path = path
         self._identity = _identity(os.stat(path))
         self.lost_reason: str | None = None
+        self._checked_this_iteration = False
 
     def intact(self) -> bool:
         """False from the first time the file is found gone or replaced (logged once)."""
@@ -47,6 +49,22 @@ class InboxFileGuard:
         if identity != self._identity:
             return self._lost("inbox file replaced")
         return True
+
+    def intact_after_commit(self) -> bool:
+        """``intact()``, looked up at most once per event-loop iteration.
+
+        The acks one commit releases resume in the same iteration, after that commit: one
+        ``stat`` serves them all and still comes after each one's commit. A commit that ends
+        later resumes its acks in a later iteration, which checks again.
+        """
+        if self._checked_this_iteration:
+            return self.lost_reason is None
+        self._checked_this_iteration = True
+        asyncio.get_running_loop().call_soon(self._next_iteration)
+        return self.intact()
+
+    def _next_iteration(self) -> None:
+        self._checked_this_iteration = False
 
     def probe_write(self) -> None:
         """Create, write, fsync and delete a small file beside the inbox; raises ``OSError``."""

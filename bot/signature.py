@@ -46,20 +46,36 @@ def verify_signature(raw: bytes, header: str | None, secrets: Sequence[bytes]) -
     Every secret is tried (two during a rotation) with ``hmac.compare_digest``, and the loop
     never stops early, so timing does not reveal which secret matched.
     """
-    if not header:
-        return _MISSING
-    value = header.strip()
-    if value[: len(_PREFIX)].lower() != _PREFIX:
-        return _MALFORMED
-    hex_digest = value[len(_PREFIX) :]
-    if len(hex_digest) != _DIGEST_HEX_LEN or not _HEX_DIGITS.issuperset(hex_digest):
-        return _MALFORMED
-    claimed = bytes.fromhex(hex_digest)
-    matched = False
-    for secret in secrets:
-        expected = hmac.digest(secret, raw, hashlib.sha256)
-        matched |= hmac.compare_digest(expected, claimed)
-    return _OK if matched else _MISMATCH
+    return SignatureVerifier(secrets).check(raw, header)
+
+
+class SignatureVerifier:
+    """``verify_signature`` for a fixed set of secrets, each keyed HMAC prepared once.
+
+    A request copies the prepared state instead of keying a new HMAC: faster, and (for bodies
+    under hashlib's 2 KiB threshold) it keeps the GIL, where the one-shot ``hmac.digest``
+    released it and the edge then waited for the inbox's writer thread to hand it back.
+    """
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        self._keyed = [hmac.new(secret, digestmod=hashlib.sha256) for secret in secrets]
+
+    def check(self, raw: bytes, header: str | None) -> SignatureCheck:
+        if not header:
+            return _MISSING
+        value = header.strip()
+        if value[: len(_PREFIX)].lower() != _PREFIX:
+            return _MALFORMED
+        hex_digest = value[len(_PREFIX) :]
+        if len(hex_digest) != _DIGEST_HEX_LEN or not _HEX_DIGITS.issuperset(hex_digest):
+            return _MALFORMED
+        claimed = bytes.fromhex(hex_digest)
+        matched = False
+        for keyed in self._keyed:
+            mac = keyed.copy()
+            mac.update(raw)
+            matched |= hmac.compare_digest(mac.digest(), claimed)
+        return _OK if matched else _MISMATCH
 
 
 def signature_for(body: bytes, secret: bytes | str) -> str:

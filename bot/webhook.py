@@ -30,7 +30,7 @@ from bot.inbox import Inbox, InboxRecord, StoredEvent
 from bot.inbox_guard import InboxFileGuard
 from bot.metrics import BotMetrics
 from bot.settings import BotSettings
-from bot.signature import verify_signature
+from bot.signature import SignatureVerifier
 from bot.tracing import traceparent_of
 from bot.untraced import never_records
 
@@ -72,7 +72,7 @@ class WebhookEdge:
         self.inbox_guard: InboxFileGuard | None = None
         self._tracer = tracer
         self._untraced = never_records(tracer)
-        self._secrets = settings.app_secrets()
+        self._signatures = SignatureVerifier(settings.app_secrets())
         self._verify_token = settings.verify_token.get_secret_value().encode()
         self._max_body = settings.max_body_bytes
         self._max_events = settings.max_events_per_post
@@ -146,9 +146,7 @@ class WebhookEdge:
         if body is None:
             return await self._reject(send, 413, "too_large", "body too large")
 
-        check = verify_signature(
-            body, signature.decode("latin-1") if signature else None, self._secrets
-        )
+        check = self._signatures.check(body, signature.decode("latin-1") if signature else None)
         if not check.ok:
             assert check.reason is not None
             self.metrics.signature_failures.labels(check.reason).inc()
@@ -221,7 +219,7 @@ class WebhookEdge:
             stored = await self._enqueue(records)
             _end_producer_spans(spans, stored)
         guard = self.inbox_guard
-        if guard is not None and not guard.intact():
+        if guard is not None and not guard.intact_after_commit():
             # Committed into a deleted or replaced file (or failed on it): lost at restart, so
             # Meta must deliver again. Checked after the commit, so nothing slips in between.
             return await _respond(send, 503, b'{"error":"inbox file lost"}', _JSON)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.signature import signature_for, verify_signature
+from bot.signature import SignatureVerifier, signature_for, verify_signature
 
 SECRET = b"test_app_secret"
 EMPTY_ENVELOPE = b'{"object":"page","entry":[]}'
@@ -89,3 +89,13 @@ def test_no_configured_secret_verifies_nothing() -> None:
 def test_one_changed_byte_fails() -> None:
     tampered = EMPTY_ENVELOPE.replace(b"page", b"pagf")
     assert verify_signature(tampered, SIG_EMPTY, [SECRET]).reason == "mismatch"
+
+
+def test_a_verifier_checks_body_after_body_without_carrying_state_over() -> None:
+    """The prepared HMAC is copied per check: a second body (or a large one, which hashlib
+    hashes outside the GIL) verifies exactly as a fresh check would."""
+    verifier = SignatureVerifier([b"old_secret", SECRET])
+    large = EMPTY_ENVELOPE[:-2] + b',"pad":"' + b"x" * 5000 + b'"}]}'
+    for body in (BODY_A, BODY_B, large, BODY_A):
+        assert verifier.check(body, signature_for(body, SECRET)).ok
+        assert verifier.check(body, signature_for(body, b"other")).reason == "mismatch"
