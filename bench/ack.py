@@ -7,6 +7,9 @@
    the bare receiver at the same rate, for the p99 ack.
 
 Targets (bot issue): bot >= 0.5x the ceiling; p99 ack at half the top rate < 50 ms.
+
+A third wrk row runs the bot with its handlers held (``bench.held_handlers``): the edge alone
+on the core, the most an edge/worker process split could ack there.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from bench.wrk import WrkResult, run_wrk
 P99_TARGET_MS = 50.0
 RATIO_TARGET = 0.5
 NO_GATE = {"WEBHOOK_BACKLOG_LIMIT_SECONDS": "0"}
+EDGE_ALONE = {
+    **NO_GATE,
+    "BOT_HANDLERS_MODULE": "bench.held_handlers",
+    "WORKER_CONCURRENCY": "1",
+    "WORKER_MIN_CONCURRENCY": "1",
+}
 
 
 def _wrk_row(name: str, result: WrkResult, ceiling: float) -> list[object]:
@@ -54,6 +63,8 @@ def run_ack(run: Run) -> dict[str, Any]:
     # backlog passes its bound).
     with start_stub(run.dir) as stub, start_bot(run.dir, stub.url, extra_env=NO_GATE) as bot:
         top = _saturate(run, bot, unique)
+    with start_stub(run.dir) as stub, start_bot(run.dir, stub.url, extra_env=EDGE_ALONE) as bot:
+        edge_alone = _saturate(run, bot, unique)
     half = max(top.ok_per_s / 2, 50.0)
     open_count = int(half * run.seconds) + 1
     with start_stub(run.dir) as stub, start_bot(run.dir, stub.url, extra_env=NO_GATE) as bot:
@@ -83,6 +94,7 @@ def run_ack(run: Run) -> dict[str, Any]:
                 _wrk_row("bare ASGI (ceiling)", ceiling, c),
                 _wrk_row("minimal FastAPI route", fastapi, c),
                 _wrk_row("bot, durable inbox", top, c),
+                _wrk_row("bot edge alone (handlers held)", edge_alone, c),
             ],
         )
     )
@@ -109,6 +121,7 @@ def run_ack(run: Run) -> dict[str, Any]:
     verdict = {
         "bot_vs_ceiling": ratio(top.ok_per_s, c),
         "bot_vs_ceiling_ok": ratio(top.ok_per_s, c) >= RATIO_TARGET,
+        "edge_alone_vs_ceiling": ratio(edge_alone.ok_per_s, c),
         "bot_p99_at_half_ms": bot_open["p99_ms"],
         "bot_p99_at_half_ok": bot_open["p99_ms"] < P99_TARGET_MS and bot_open["unanswered"] == 0,
     }
@@ -116,11 +129,17 @@ def run_ack(run: Run) -> dict[str, Any]:
         f"\nbot/ceiling = {verdict['bot_vs_ceiling']:.2f} (target >= {RATIO_TARGET}): "
         f"{'PASS' if verdict['bot_vs_ceiling_ok'] else 'MISS'};  "
         f"p99 ack at {half:.0f}/s = {bot_open['p99_ms']:.1f} ms (target < {P99_TARGET_MS:g}): "
-        f"{'PASS' if verdict['bot_p99_at_half_ok'] else 'MISS'}",
+        f"{'PASS' if verdict['bot_p99_at_half_ok'] else 'MISS'};  "
+        f"edge alone/ceiling = {verdict['edge_alone_vs_ceiling']:.2f}",
         flush=True,
     )
     results = {
-        "wrk": {"bare": _numbers(ceiling), "fastapi": _numbers(fastapi), "bot": _numbers(top)},
+        "wrk": {
+            "bare": _numbers(ceiling),
+            "fastapi": _numbers(fastapi),
+            "bot": _numbers(top),
+            "edge_alone": _numbers(edge_alone),
+        },
         "open_loop": {"bot": bot_open, "bare": bare_open},
         "verdict": verdict,
     }
