@@ -46,6 +46,13 @@ log = logging.getLogger("bot.app")
 SERVICE_NAME = "messenger-bot"
 
 
+# Allocations between young-generation collections (CPython's default is 700). Each event
+# allocates hundreds of short-lived objects; at the default the collector ran ~35 times a
+# second and took 4.5 % of the bot's CPU at 1,300 events/s (gc.callbacks), at 10,000 about 1 %,
+# with no longer pauses (a young pass over 10,000 objects takes about a millisecond).
+YOUNG_GC_THRESHOLD = 10_000
+
+
 def create_app(
     settings: BotSettings,
     *,
@@ -59,7 +66,8 @@ def create_app(
     """Build the bot's ASGI app; nothing is opened until the lifespan starts.
 
     ``freeze_gc`` (the served process sets it) moves everything built at start-up out of the
-    garbage collector's full passes, which otherwise pause the loop for ~100 ms under a backlog.
+    garbage collector's full passes, which otherwise pause the loop for ~100 ms under a backlog,
+    and collects the young generation less often (``YOUNG_GC_THRESHOLD``).
     """
     metrics = BotMetrics(registry if registry is not None else CollectorRegistry())
     own_provider = tracer_provider is None
@@ -131,6 +139,7 @@ def create_app(
             if freeze_gc:  # not in tests: frozen objects are never freed
                 gc.collect()
                 gc.freeze()
+                gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
             log.info("bot started", extra={"log_type": "lifecycle"})
             yield
             log.info("bot stopping", extra={"log_type": "lifecycle"})
