@@ -78,6 +78,12 @@ class ReplyOutbox:
         self._windows = windows
         self._send_api = send_api
         self._metrics = metrics
+        # One labels() lookup per state, not per reply (it takes a lock and builds a key).
+        self._settled = {
+            state: metrics.replies_settled.labels(state=state.value)
+            for state in ReplyState
+            if state.settled
+        }
         self._clock = clock
         self._echo_wait = settings.reply_echo_wait_seconds if settings.echoes_subscribed else 0.0
         # Events owing a first reply: met or missed by REPLY_SLO_SECONDS, even while Graph is down.
@@ -305,7 +311,7 @@ class ReplyOutbox:
         if outcome == "echo":
             if o.reply.id in self._stored_sent:  # on_echo stored it already
                 o.state = ReplyState.SENT
-                self._metrics.replies_settled.labels(state=o.state.value).inc()
+                self._settled[o.state].inc()
             else:
                 await self._set(o, ReplyState.SENT)
                 _remember(self._stored_sent, o.reply.id)
@@ -334,7 +340,7 @@ class ReplyOutbox:
         )
         o.state = state
         if state.settled:
-            self._metrics.replies_settled.labels(state=state.value).inc()
+            self._settled[state].inc()
 
     def _observe_first_reply(self, o: _Outgoing) -> None:
         if not o.first_reply_from_ms:

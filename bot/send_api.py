@@ -141,6 +141,9 @@ class HttpSendApi:
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        # The success series, resolved once: labels() takes a lock and builds a key per call.
+        self._succeeded = metrics.send_requests.labels(outcome="success", error_code="none")
+        self._success_duration = metrics.send_duration.labels(outcome="success")
         self._sleep = sleep
         self._policy = retry_policy or RetryPolicy(
             max_attempts=max(1, settings.send_max_attempts),
@@ -331,8 +334,8 @@ class HttpSendApi:
     ) -> None:
         """Per-call metrics (one call = one sample even inside a batch) and the failure log."""
         if answer.ok:
-            self._metrics.send_requests.labels(outcome="success", error_code="none").inc()
-            self._metrics.send_duration.labels(outcome="success").observe(elapsed)
+            self._succeeded.inc()
+            self._success_duration.observe(elapsed)
             return
         outcome = _outcome(answer.error_class)
         self._metrics.send_requests.labels(outcome=outcome, error_code=answer.label).inc()
