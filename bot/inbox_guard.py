@@ -9,8 +9,19 @@ answers 503 instead of acking, and ``/readyz`` fails, once the file is gone.
 delete), so a full or read-only disk fails readiness instead of only every webhook.
 
 >>> guard = InboxFileGuard(Path("var/inbox.db"))  # after the inbox opened  # doctest: +SKIP
->>> guard.intact(), guard.lost_reason                                       # doctest: +SKIP
-(True, None)
+
+With a file in a temporary directory standing for the inbox:
+
+>>> import tempfile
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     inbox_file = Path(tmp, "inbox.db")
+...     inbox_file.touch()
+...     guard = InboxFileGuard(inbox_file)
+...     before = guard.intact(), guard.lost_reason
+...     inbox_file.unlink()  # a cleanup job removes it while the bot runs
+...     after = guard.intact(), guard.lost_reason
+>>> before, after
+((True, None), (False, 'inbox file deleted'))
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Shard leases in Redis: each shard has at most one owning replica at a time.
 
->>> leases = ShardLeases(lambda: client, prefix="mhb", shards=16, lease_seconds=5.0)
-...                                                                       # doctest: +SKIP
->>> change = await leases.tick(claim=True)   # renew, heartbeat, claim up to a fair share
-...                                                                       # doctest: +SKIP
+>>> leases = ShardLeases(lambda: client, prefix="mhb", shards=16,  # doctest: +SKIP
+...                      lease_seconds=5.0, clock_ms=lambda: int(time.time() * 1000))
+>>> change = await leases.tick(claim=True)  # renew, heartbeat, claim a fair share  # doctest: +SKIP
 
 A lease is a key ``P:lease:<shard>`` holding the owner's token with a ``PX`` expiry; every
 tick renews the owned ones and records a heartbeat in ``P:members``. A replica that stops

@@ -179,8 +179,10 @@ def signed_envelope(
 class RouterClient:
     """Runs ``router`` against one event at a time, as one user, and returns its replies.
 
-    >>> client = RouterClient(Router(), psid="42")                    # doctest: +SKIP
-    >>> await client.postback("GET_STARTED")                          # doctest: +SKIP
+    >>> router = Router()
+    >>> _ = router.on_postback("GET_STARTED")(lambda ctx: Reply.text("Welcome"))
+    >>> client = RouterClient(router, psid="42")
+    >>> asyncio.run(client.postback("GET_STARTED"))  # in an async test: await client.postback(...)
     (Reply(message={'text': 'Welcome'}, ...),)
     """
 

@@ -3,8 +3,13 @@
 The edge stores each event's producer-span context as a W3C ``traceparent`` string in the
 inbox row; a worker turns it back into a parent context and a span link.
 
->>> traceparent = traceparent_of(span)  # "00-<32 hex>-<16 hex>-01"  # doctest: +SKIP
->>> link = link_from_traceparent(traceparent)  # doctest: +SKIP
+>>> span = NonRecordingSpan(SpanContext(0xABC, 0x123, is_remote=False, trace_flags=TraceFlags(1)))
+>>> traceparent = traceparent_of(span)  # the producer span's, stored with the event
+>>> traceparent
+'00-00000000000000000000000000000abc-0000000000000123-01'
+>>> link = link_from_traceparent(traceparent)  # the consumer span links to it
+>>> hex(link.context.span_id), link_from_traceparent("not a traceparent")
+('0x123', None)
 """
 
 from __future__ import annotations

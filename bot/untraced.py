@@ -6,8 +6,12 @@ and ending those placeholders per request and per event was a measurable share o
 path, so the hot paths ask ``never_records`` once and then only carry a ``SpanContext``
 (the caller's trace id when a ``traceparent`` came in, else a fresh one).
 
->>> never_records(TracerProvider(sampler=ALWAYS_OFF).get_tracer("bot"))  # doctest: +SKIP
+>>> from opentelemetry.sdk.trace import TracerProvider
+>>> from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+>>> never_records(TracerProvider(sampler=ALWAYS_OFF).get_tracer("bot"))
 True
+>>> never_records(TracerProvider(sampler=ParentBased(ALWAYS_OFF)).get_tracer("bot"))
+False
 """
 
 from __future__ import annotations

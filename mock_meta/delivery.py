@@ -8,14 +8,20 @@ clock, and stops blocking the PSID's later events meanwhile (so order breaks aft
 as on Meta). A Page whose deliveries keep failing raises a developer alert at
 ``alert_after`` and is unsubscribed at ``disable_after``; any success resets that timer.
 
+``subscriptions`` is the platform state (``mock_meta.state.PlatformState``), as
+``mock_meta.runtime`` wires it; ``EventBuilder`` is ``mock_meta.builders``:
+
 >>> engine = DeliveryEngine(clock=clock, journal=journal, metrics=metrics,   # doctest: +SKIP
 ...                         profile=RetryProfile(), chaos=Chaos(), subscriptions=state)
->>> await engine.start()
+>>> await engine.start()                                                     # doctest: +SKIP
 >>> target = AppTarget("1234567890123456", "test_app_secret", "http://127.0.0.1:8000/webhook")
->>> ev = builder.text("104501234567890", "6543210987654321", "hi")
->>> engine.enqueue(target, ev.page_id, ev.event, field=ev.field, psid=ev.psid, mid=ev.mid)
+>>> target  # the app secret signs each POST and stays out of reprs and logs
+AppTarget(app_id='1234567890123456', callback_url='http://127.0.0.1:8000/webhook')
+>>> ev = EventBuilder(clock).text("104501234567890", "6543210987654321", "hi")  # doctest: +SKIP
+>>> engine.enqueue(target, ev.page_id, ev.event, field=ev.field,             # doctest: +SKIP
+...                psid=ev.psid, mid=ev.mid, event_type=ev.event_type)
 'dlv_1'
->>> await engine.stop()
+>>> await engine.stop()                                                      # doctest: +SKIP
 """
 
 from __future__ import annotations

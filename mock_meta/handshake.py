@@ -5,8 +5,16 @@ Meta's whitespace tolerance is undocumented). Failures come back explained for a
 as the Graph ``(#2200)`` message that ``POST /{app-id}/subscriptions`` answers with.
 
 >>> result = await verify_callback("http://127.0.0.1:8000/webhook", "tok")  # doctest: +SKIP
->>> result.ok, result.reason
-(False, 'GET http://127.0.0.1:8000/webhook answered HTTP 403 Forbidden; expected 200 ...')
+
+Here against a bot faked in memory that refuses the token (``client`` is any httpx client):
+
+>>> import asyncio
+>>> bot = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(403)))
+>>> result = asyncio.run(verify_callback("http://127.0.0.1:8000/webhook", "tok", client=bot))
+>>> result.ok, result.failure
+(False, 'wrong_status')
+>>> result.reason
+'GET http://127.0.0.1:8000/webhook answered HTTP 403 Forbidden; expected 200 with the challenge ...'
 >>> result.graph_error_message()
 '(#2200) Callback verification failed with the following errors: HTTP Status Code = 403; ...'
 """

@@ -14,11 +14,28 @@ Reply accounting is ``mock_meta.accounting``: only acknowledged actions of kinds
 answer are owed a reply; each reply answers the oldest owed action sent before it, later ones
 are extras, and actions the bot never acknowledged are ``undelivered``.
 
->>> journal = Journal(clock, metrics)                                  # doctest: +SKIP
+>>> import asyncio
+>>> from prometheus_client import CollectorRegistry
+>>> from mock_meta.clock import ControllableClock
+>>> from mock_meta.metrics import MockMetrics
+>>> clock = ControllableClock(start=1_700_000_000.0, frozen=True)
+>>> journal = Journal(clock, MockMetrics(CollectorRegistry()))
 >>> action = journal.record_action("6543210987654321", "104501234567890", "m_1", "text")
->>> # ... the delivery is acked, the bot answers via the Send API (journal.record_send)
->>> result = await journal.wait_reply("6543210987654321", "m_1", timeout=5)
+>>> clock.advance(1.5)  # the bot answers via the Send API 1.5 s later (platform clock)
+>>> reply = journal.record_send(
+...     page_id="104501234567890",
+...     psid="6543210987654321",
+...     request={"recipient": {"id": "6543210987654321"}, "message": {"text": "hi"}},
+...     response={"recipient_id": "6543210987654321", "message_id": "m_2"},
+...     status=200,
+...     message_id="m_2",
+... )
+>>> result = asyncio.run(journal.wait_reply("6543210987654321", "m_1", timeout=5))
 >>> result.time_to_reply_seconds, result.ack_latency_seconds
+(1.5, None)
+
+``ack_latency_seconds`` is None here because no delivery of ``m_1`` was journaled; the
+delivery engine records one (``record_delivery``, ``delivery_attempted``) for each action.
 """
 
 from __future__ import annotations

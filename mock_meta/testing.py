@@ -128,8 +128,21 @@ class EchoBot:
     It answers redelivered events again (no dedup) and never retries a failed send, like many
     first bots. ``silent`` stops replies; ``down`` answers 503 to every POST (an outage).
 
-    >>> bot = EchoBot()                                                   # doctest: +SKIP
-    >>> async with LoopbackServer(bot.app()) as server: ...
+    >>> bot = EchoBot(graph_url=mock_server.base_url)  # where it sends replies  # doctest: +SKIP
+    >>> async with LoopbackServer(bot.app()) as bot_server:                # doctest: +SKIP
+    ...     callback_url = f"{bot_server.base_url}/webhook"
+
+    ``echo_bot_world()`` wires one to a ``MockMetaServer``. In memory (``ASGITransport``): it
+    echoes the handshake's challenge and, while ``down``, fails every POST.
+
+    >>> async def handshake_then_post(bot: EchoBot) -> tuple[str, int]:
+    ...     transport = httpx.ASGITransport(bot.app())
+    ...     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+    ...         get = await client.get("/webhook", params={"hub.challenge": "1234567890"})
+    ...         post = await client.post("/webhook", content=b"{}")
+    ...     return get.text, post.status_code
+    >>> asyncio.run(handshake_then_post(EchoBot(down=True)))
+    ('1234567890', 503)
     """
 
     graph_url: str = ""

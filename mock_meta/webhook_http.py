@@ -9,9 +9,10 @@ engine uses this client unless a caller injects an ``httpx.AsyncClient`` (tests 
 its connection, so a late answer can never be read as the next request's.
 
 >>> client = WebhookHttpClient()
->>> await client.post("http://127.0.0.1:8000/webhook", b"{}", {"Content-Type": "application/json"})
+>>> headers = {"Content-Type": "application/json"}
+>>> await client.post("http://127.0.0.1:8000/webhook", b"{}", headers)  # doctest: +SKIP
 200
->>> await client.aclose()
+>>> await client.aclose()                                              # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,10 +3,22 @@
 The mock is reset to its seed before every check (fresh users, no chaos, no faults, the
 platform clock back at its start), so each check sees only its own traffic.
 
->>> settings = MockSettings(callback_url=url)                          # doctest: +SKIP
->>> async with MockMetaServer(settings, port=8081) as server:
+>>> url = "http://127.0.0.1:8000/webhook"
+>>> settings = MockSettings(callback_url=url)
+>>> async with MockMetaServer(settings, port=8081) as server:         # doctest: +SKIP
 ...     card = await run_checks(server, CheckOptions(callback_url=url))
->>> card.ok
+>>> card.ok                                                           # doctest: +SKIP
+True
+
+``only`` picks checks by id (``mock-meta check --only``); an unknown id is refused up front:
+
+>>> check_ids()[:3]
+['conversation', 'handshake', 'unsigned_post']
+>>> [c.id for c in CheckOptions(url, only={"handshake"}).selected()]
+['handshake']
+>>> CheckOptions(url, only={"handshak"}).selected()
+Traceback (most recent call last):
+ValueError: unknown checks ['handshak']; known: [...]
 """
 
 from __future__ import annotations
