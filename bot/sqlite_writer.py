@@ -78,10 +78,12 @@ class GroupCommitWriter:
     batch; each caller awaits its own result.
 
     ``connect_writer`` opens the writer's connection in the writer thread (and may create the
-    schema); ``connect_reader`` the read connection. Failures reach callers as
-    ``error(reason)``; ``name`` appears in thread names and errors. ``on_commit(n)`` sees each
-    commit's write count, from the writer thread. ``start()`` lowers the process's GIL switch
-    interval to ``switch_interval`` (see ``WRITER_SWITCH_INTERVAL``); ``None`` leaves it alone.
+    schema); ``connect_reader`` the read connection. Both must be in autocommit mode
+    (``isolation_level=None``): the writer issues BEGIN IMMEDIATE and COMMIT itself.
+    Failures reach callers as ``error(reason)``; ``name`` appears in thread names and errors.
+    ``on_commit(n)`` sees each commit's write count, from the writer thread. ``start()``
+    lowers the process's GIL switch interval to ``switch_interval`` (see
+    ``WRITER_SWITCH_INTERVAL``); ``None`` leaves it alone.
     """
 
     def __init__(
