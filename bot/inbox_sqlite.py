@@ -1,12 +1,8 @@
-"""The durable inbox on SQLite (WAL), with group commit.
+"""The durable inbox on SQLite (WAL): its schema and SQL.
 
-One writer thread owns the write connection. Every write request goes on a queue; the writer
-takes whatever has queued up while the previous commit was running and applies it all in ONE
-transaction, so concurrent webhook requests share a single fsync. Each caller awaits an
-asyncio future that the writer resolves (via ``call_soon_threadsafe``) only after COMMIT
-returned: an ``enqueue`` that returned is on disk and survives ``kill -9``.
-
-Reads run on a second connection in their own thread; WAL lets them proceed during commits.
+Writes go through a ``GroupCommitWriter`` (``bot.sqlite_writer``): concurrent webhook
+requests share one transaction and one fsync, and an ``enqueue`` that returned is on disk and
+survives ``kill -9``. Reads run on the writer's read connection.
 
 Neighbouring ``commit_handled`` writes of one group commit share one ``UPDATE`` and one
 multi-row ``INSERT`` into the reply outbox; the handlers' conversation state lives in the
@@ -18,19 +14,13 @@ same file (table ``conversation_state``) and is written in that same transaction
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import queue
 import sqlite3
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bot.inbox import (
     DeadLetter,
@@ -45,11 +35,8 @@ from bot.inbox import (
     StoredEvent,
     StoredReply,
 )
+from bot.sqlite_writer import WRITER_SWITCH_INTERVAL, Batched, GroupCommitWriter
 from bot.state import StateUpdate, encode_state
-
-T = TypeVar("T")
-_log = logging.getLogger(__name__)
-_Op = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -141,35 +128,20 @@ _UPSERT_WINDOW = (
 # 8 parameters a row; SQLite allows 32766 per statement.
 _INSERT_CHUNK = 500
 _SYNCHRONOUS = frozenset({"FULL", "NORMAL", "EXTRA"})
-# Bound one transaction so a burst cannot make the first caller of a batch wait for thousands.
-_MAX_BATCH_OPS = 1000
 _PURGE_CHUNK = 5000
 _BUSY_TIMEOUT_SECONDS = 5.0
-# The writer needs the GIL back after every SQLite call. With CPython's default 5 ms switch
-# interval a busy event loop makes each hand-off wait up to 5 ms, which capped the inbox at a
-# few hundred statements/s in the ack benchmark; 0.2 ms lifts that cap for little overhead.
-WRITER_SWITCH_INTERVAL = 0.0002
+# (page id, psid, the state as JSON text or None to delete it)
+_StateRow = tuple[str, str, str | None]
 
 
 @dataclass(slots=True)
-class _Request:
-    # Exactly one of: ``op`` (a statement), ``records`` (an enqueue: all of a batch's share
-    # one INSERT), ``handled`` (a commit_handled) or ``updates`` (an update_replies):
-    # neighbouring requests of the last two kinds share their statements.
-    op: _Op | None
-    records: list[InboxRecord] | None
-    writes: int  # rows this request writes (0: read-only, needs no transaction)
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-    handled: tuple[int, list[NewReply]] | None = None
-    done_at: float = 0.0
-    updates: list[ReplyUpdate] | None = None  # an update_replies: neighbouring ones share one
-    state: _StateRow | None = None  # a commit_handled's new conversation state
+class _Handled:
+    """One ``commit_handled``: neighbouring ones of a group commit share their statements."""
 
-
-_STOP = object()
-# (page id, psid, the state as JSON text or None to delete it)
-_StateRow = tuple[str, str, str | None]
+    event_id: int
+    replies: list[NewReply]
+    done_at: float
+    state: _StateRow | None  # the conversation's new state
 
 
 class SqliteInbox:
@@ -194,17 +166,15 @@ class SqliteInbox:
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
         self.path = Path(path)
         self._synchronous = synchronous.upper()
-        self._on_commit = on_commit
         self._clock = clock
-        self._switch_interval = switch_interval
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # orders "is it open?" against the stop sentinel
-        self._writer: threading.Thread | None = None
-        self._reader: ThreadPoolExecutor | None = None
-        self._read_conn: sqlite3.Connection | None = None
-        self._accepting = False
-        self._outbox: list[_Request] = []  # requests of this loop iteration, not yet queued
-        self._flush_scheduled = False
+        self._writer = GroupCommitWriter(
+            self._open_file,
+            self._connect,
+            error=InboxError,
+            name="inbox",
+            on_commit=on_commit,
+            switch_interval=switch_interval,
+        )
         # Conversations that have state. State is only written through this object, so a
         # handler of a conversation without state (most events of most bots) loads {} with no
         # read at all: a per-event thread hop and query otherwise.
@@ -214,52 +184,24 @@ class SqliteInbox:
 
     async def open(self) -> None:
         """Create the file, its directory and schema, start the writer; idempotent."""
-        if self._writer is not None:
+        if self._writer.running:
             return
-        ready: Future[None] = Future()
-        writer = threading.Thread(
-            target=self._run_writer, args=(ready,), name="inbox-writer", daemon=True
-        )
-        writer.start()
-        try:
-            await asyncio.wrap_future(ready)
-        except Exception as exc:
-            writer.join()
-            raise InboxError(f"cannot open inbox: {type(exc).__name__}: {exc}") from exc
-        self._writer = writer
-        if self._switch_interval is not None and sys.getswitchinterval() > self._switch_interval:
-            sys.setswitchinterval(self._switch_interval)
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-read")
-        with self._lock:
-            self._accepting = True
-        keys = await self._read(
+        await self._writer.start()
+        keys = await self._writer.read(
             lambda conn: conn.execute("SELECT page_id, psid FROM conversation_state").fetchall()
         )
         self._stateful = {(str(page), str(psid)) for page, psid in keys}
 
     async def close(self) -> None:
         """Finish queued writes, then stop the writer and close both connections."""
-        self._flush()  # requests made just before close still get written
-        with self._lock:
-            if not self._accepting:
-                return
-            self._accepting = False
-            self._queue.put(_STOP)
-        if self._writer is not None:
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
-        if self._reader is not None:
-            await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
-            self._reader.shutdown(wait=True)
-            self._reader = None
+        await self._writer.close()
 
     # --- Inbox protocol: writes ------------------------------------------------------------
 
     async def enqueue(self, records: Sequence[InboxRecord]) -> list[StoredEvent | None]:
         if not records:
             return []
-        result: list[StoredEvent | None] = await self._submit(None, list(records), len(records))
-        return result
+        return await self._writer.submit_batched(_ENQUEUE, list(records), len(records))
 
     async def pending(self) -> list[StoredEvent]:
         """Pending events, oldest first; clears the replayed flags so an engine starting from
@@ -269,16 +211,14 @@ class SqliteInbox:
             conn.execute("UPDATE events SET replayed = 0 WHERE replayed = 1")
             return _events(conn, "WHERE status = 'pending' ORDER BY id")
 
-        result: list[StoredEvent] = await self._write(op)
-        return result
+        return await self._writer.submit(op)
 
     async def unsettled_replies(self) -> list[StoredReply]:
         def op(conn: sqlite3.Connection) -> list[StoredReply]:
             conn.execute("UPDATE replies SET replayed = 0 WHERE replayed = 1")
             return _replies(conn, f"WHERE {_UNSETTLED} ORDER BY id")
 
-        result: list[StoredReply] = await self._write(op)
-        return result
+        return await self._writer.submit(op)
 
     async def take_replayed(self) -> Replayed:
         def op(conn: sqlite3.Connection) -> Replayed:
@@ -290,24 +230,19 @@ class SqliteInbox:
                 conn.execute("UPDATE replies SET replayed = 0 WHERE replayed = 1")
             return Replayed(events, replies)
 
-        result: Replayed = await self._write(op)
-        return result
+        return await self._writer.submit(op)
 
     async def commit_handled(
         self, event_id: int, replies: Sequence[NewReply], state: StateUpdate | None = None
     ) -> list[StoredReply]:
-        loop = asyncio.get_running_loop()
-        request = _Request(
-            None,
-            None,
-            1 + len(replies) + (state is not None),
-            loop.create_future(),
-            loop,
-            (event_id, list(replies)),
+        handled = _Handled(
+            event_id,
+            list(replies),
             self._clock(),
-            state=None if state is None else _state_row(state),  # StateError before queueing
+            None if state is None else _state_row(state),  # StateError before queueing
         )
-        result: list[StoredReply] = await self._queue_request(request)
+        writes = 1 + len(replies) + (state is not None)
+        result = await self._writer.submit_batched(_COMMIT_HANDLED, handled, writes)
         if state is not None:
             self._note_state(state)
         return result
@@ -329,10 +264,7 @@ class SqliteInbox:
     async def update_replies(self, updates: Sequence[ReplyUpdate]) -> None:
         if not updates:
             return
-        loop = asyncio.get_running_loop()
-        request = _Request(None, None, len(updates), loop.create_future(), loop)
-        request.updates = list(updates)
-        await self._queue_request(request)
+        await self._writer.submit_batched(_UPDATE_REPLIES, list(updates), len(updates))
 
     async def replay(
         self, event_ids: Sequence[int] | None = None, reply_ids: Sequence[int] | None = None
@@ -360,8 +292,7 @@ class SqliteInbox:
                 conn.execute(replies_sql + " AND id = ?", (now, i)).rowcount for i in replies
             )
 
-        result: int = await self._write(op)
-        return result
+        return await self._writer.submit(op)
 
     async def purge(self, done_before: float) -> int:
         # Small chunks keep each group commit short while a big backlog is forgotten. An event
@@ -389,20 +320,20 @@ class SqliteInbox:
 
         total = 0
         while True:
-            removed: int = await self._write(op)
+            removed: int = await self._writer.submit(op)
             total += removed
             if removed < _PURGE_CHUNK:
                 return total
 
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
         params = (page_id, psid, at_ms)
-        await self._write(lambda conn: conn.execute(_UPSERT_WINDOW, params).rowcount)
+        await self._writer.submit(lambda conn: conn.execute(_UPSERT_WINDOW, params).rowcount)
 
     async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
         """Replace a conversation's state outside a commit (``StateStore``)."""
         update = StateUpdate(page_id, psid, data)
         rows, now = [_state_row(update)], self._clock()
-        await self._write(lambda conn: _write_states(conn, rows, now))
+        await self._writer.submit(lambda conn: _write_states(conn, rows, now))
         self._note_state(update)
 
     def _note_state(self, update: StateUpdate) -> None:
@@ -414,7 +345,7 @@ class SqliteInbox:
 
     async def ping(self) -> None:
         """A round trip through the writer thread: proves it is alive and not wedged."""
-        await self._write(lambda conn: conn.execute("SELECT 1").fetchone(), writes=0)
+        await self._writer.submit(lambda conn: conn.execute("SELECT 1").fetchone(), writes=0)
 
     # --- Inbox protocol: reads -------------------------------------------------------------
 
@@ -440,7 +371,7 @@ class SqliteInbox:
             dead.sort(key=lambda d: (d.event.id, d.reply.n if d.reply else -1))
             return dead[:limit]
 
-        return await self._read(query)
+        return await self._writer.read(query)
 
     async def stats(self) -> InboxStats:
         def query(conn: sqlite3.Connection) -> InboxStats:
@@ -461,7 +392,7 @@ class SqliteInbox:
                 unsettled_replies=unsettled,
             )
 
-        return await self._read(query)
+        return await self._writer.read(query)
 
     async def load(self, page_id: str, psid: str) -> dict[str, Any]:
         """A conversation's state, ``{}`` when it has none (``StateStore``)."""
@@ -475,7 +406,7 @@ class SqliteInbox:
             ).fetchone()
             return None if row is None else str(row[0])
 
-        data = await self._read(query)
+        data = await self._writer.read(query)
         return {} if data is None else dict(json.loads(data))
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
@@ -485,45 +416,22 @@ class SqliteInbox:
             ).fetchone()
             return None if row is None else int(row[0])
 
-        return await self._read(query)
-
-    # --- the writer thread -----------------------------------------------------------------
+        return await self._writer.read(query)
 
     async def _exec(self, sql: str, params: tuple[Any, ...]) -> None:
-        await self._write(lambda conn: conn.execute(sql, params).rowcount)
+        await self._writer.submit(lambda conn: conn.execute(sql, params).rowcount)
 
-    async def _write(self, op: _Op, *, writes: int = 1) -> Any:
-        return await self._submit(op, None, writes)
+    # --- connections -----------------------------------------------------------------------
 
-    async def _submit(self, op: _Op | None, records: list[InboxRecord] | None, writes: int) -> Any:
-        loop = asyncio.get_running_loop()
-        return await self._queue_request(_Request(op, records, writes, loop.create_future(), loop))
-
-    def _queue_request(self, request: _Request) -> asyncio.Future[Any]:
-        # Requests made during one event-loop iteration travel to the writer as one item:
-        # one wake-up, one transaction, however many webhook requests are in flight.
-        if not self._accepting:
-            raise InboxError("inbox is not open")
-        self._outbox.append(request)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            request.loop.call_soon(self._flush)
-        return request.future
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        requests, self._outbox = self._outbox, []
-        if not requests:
-            return
-        with self._lock:
-            if self._accepting:
-                self._queue.put(requests)
-                return
-        error = InboxError("inbox is not open")
-        _resolve([(request, False, error) for request in requests])
+    def _open_file(self) -> sqlite3.Connection:
+        """The writer's connection (in the writer thread): the directory, file and schema."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.executescript(_SCHEMA)
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves (one transaction per batch).
+        # isolation_level=None: the writer issues BEGIN/COMMIT (one transaction per batch).
         conn = sqlite3.connect(
             self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS, check_same_thread=False
         )
@@ -531,128 +439,23 @@ class SqliteInbox:
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         return conn
 
-    def _run_writer(self, ready: Future[None]) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._connect()
-            conn.executescript(_SCHEMA)
-        except Exception as exc:  # reported to open() through the future
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        try:
-            stopping = False
-            while not stopping:
-                item = self._queue.get()
-                if item is _STOP:
-                    break
-                batch: list[_Request] = list(item)
-                while len(batch) < _MAX_BATCH_OPS:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.extend(item)
-                self._apply(conn, batch)
-        finally:
-            conn.close()
 
-    def _apply(self, conn: sqlite3.Connection, batch: list[_Request]) -> None:
-        """Run ``batch`` in one transaction. If one op fails, the others are retried one by
-        one so a bad request cannot fail its neighbours; if BEGIN or COMMIT fails, all fail."""
-        writes = sum(r.writes for r in batch)
-        results: list[tuple[_Request, bool, Any]] = []
-        op_failed = False
-        try:
-            if writes:
-                conn.execute("BEGIN IMMEDIATE")
-            op_failed = True
-            enqueues = [r for r in batch if r.records is not None]
-            if enqueues:
-                stored = iter(_insert(conn, [rec for r in enqueues for rec in r.records or ()]))
-                for request in enqueues:
-                    results.append((request, True, [next(stored) for _ in request.records or ()]))
-            # Runs of commit_handled (or of reply updates) share their statements; other ops
-            # keep their place in the order.
-            run: list[_Request] = []
-            for request in batch:
-                if request.records is not None:
-                    continue
-                if run and (request.op is not None or _run_kind(request) != _run_kind(run[0])):
-                    results.extend(_apply_run(conn, run))
-                    run = []
-                if request.op is not None:
-                    results.append((request, True, request.op(conn)))
-                else:
-                    run.append(request)
-            if run:
-                results.extend(_apply_run(conn, run))
-            op_failed = False
-            if writes:
-                conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.rollback()
-            if op_failed and len(batch) > 1:
-                for request in batch:
-                    self._apply(conn, [request])
-                return
-            error = InboxError(f"{type(exc).__name__}: {exc}")
-            results = [(request, False, error) for request in batch]
-        else:
-            if writes and self._on_commit is not None:
-                try:
-                    self._on_commit(writes)
-                except Exception:  # a metrics hook must never stop the writer thread
-                    _log.exception("inbox on_commit hook failed")
-        _resolve(results)
-
-    # --- the reader thread -----------------------------------------------------------------
-
-    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        if self._reader is None or not self._accepting:
-            raise InboxError("inbox is not open")
-
-        def run() -> T:
-            if self._read_conn is None:
-                self._read_conn = self._connect()
-            return query(self._read_conn)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._reader, run)
-        except sqlite3.Error as exc:
-            raise InboxError(f"{type(exc).__name__}: {exc}") from exc
-
-    def _close_reader(self) -> None:
-        if self._read_conn is not None:
-            self._read_conn.close()
-            self._read_conn = None
+def _enqueue(
+    conn: sqlite3.Connection, enqueues: list[list[InboxRecord]]
+) -> list[list[StoredEvent | None]]:
+    """All of a group commit's enqueues share one ``INSERT`` per chunk (``_insert``)."""
+    stored = iter(_insert(conn, [record for records in enqueues for record in records]))
+    return [[next(stored) for _ in records] for records in enqueues]
 
 
-def _run_kind(request: _Request) -> bool:
-    return request.handled is not None
-
-
-def _apply_run(
-    conn: sqlite3.Connection, requests: list[_Request]
-) -> list[tuple[_Request, bool, Any]]:
-    if _run_kind(requests[0]):
-        return _commit_handled(conn, requests)
-    params = [
-        (u.state.value, u.attempts, u.error, u.reply_id)
-        for request in requests
-        for u in request.updates or ()
-    ]
+def _update_replies(conn: sqlite3.Connection, updates: list[list[ReplyUpdate]]) -> list[None]:
+    """Neighbouring ``update_replies`` share one statement."""
+    params = [(u.state.value, u.attempts, u.error, u.reply_id) for run in updates for u in run]
     conn.executemany(_UPDATE_REPLY, params)
-    return [(request, True, None) for request in requests]
+    return [None] * len(updates)
 
 
-def _commit_handled(
-    conn: sqlite3.Connection, requests: list[_Request]
-) -> list[tuple[_Request, bool, Any]]:
+def _commit_handled(conn: sqlite3.Connection, commits: list[_Handled]) -> list[list[StoredReply]]:
     """Many ``commit_handled``s in few statements (each SQLite call costs the writer a GIL
     hand-off): one ``UPDATE`` for the events, one multi-row ``INSERT`` per chunk of replies,
     the conversations' new states. An event done already (a retried commit) writes nothing
@@ -661,35 +464,24 @@ def _commit_handled(
     The events share the latest ``done_at`` of the run: at most a commit interval later than
     each one's own, which only matters to ``purge`` (dedup retention) and errs towards keeping.
     """
-    ids = json.dumps([r.handled[0] for r in requests if r.handled is not None])
-    done_at = max(r.done_at for r in requests)
+    ids = json.dumps([c.event_id for c in commits])
+    done_at = max(c.done_at for c in commits)
     fresh = {row[0] for row in conn.execute(_MARK_DONE, (done_at, ids)).fetchall()}
-    if len(fresh) == len(requests):
-        return _commit_fresh(conn, requests, done_at)
-    first: list[_Request] = []
-    retries: list[_Request] = []
-    for request in requests:
-        assert request.handled is not None
-        (first if request.handled[0] in fresh else retries).append(request)
-    results = _commit_fresh(conn, first, done_at)
-    for request in retries:
-        assert request.handled is not None
-        results.append((request, True, _committed_replies(conn, request.handled[0])))
-    return results
+    if len(fresh) == len(commits):
+        return _commit_fresh(conn, commits, done_at)
+    stored = iter(_commit_fresh(conn, [c for c in commits if c.event_id in fresh], done_at))
+    return [
+        next(stored) if c.event_id in fresh else _committed_replies(conn, c.event_id)
+        for c in commits
+    ]
 
 
 def _commit_fresh(
-    conn: sqlite3.Connection, requests: list[_Request], done_at: float
-) -> list[tuple[_Request, bool, Any]]:
+    conn: sqlite3.Connection, commits: list[_Handled], done_at: float
+) -> list[list[StoredReply]]:
     """The replies and states of events this transaction marked done."""
-    _write_states(conn, [r.state for r in requests if r.state is not None], done_at)
-    rows = [
-        (event_id, reply, request.done_at)
-        for request in requests
-        if request.handled is not None
-        for event_id, replies in (request.handled,)
-        for reply in replies
-    ]
+    _write_states(conn, [c.state for c in commits if c.state is not None], done_at)
+    rows = [(c.event_id, reply, c.done_at) for c in commits for reply in c.replies]
     stored: list[StoredReply] = []
     for start in range(0, len(rows), _REPLY_CHUNK):
         chunk = rows[start : start + _REPLY_CHUNK]
@@ -724,12 +516,11 @@ def _commit_fresh(
             )
             for i, (event_id, reply, at) in enumerate(chunk)
         )
-    results: list[tuple[_Request, bool, Any]] = []
+    results: list[list[StoredReply]] = []
     taken = 0
-    for request in requests:
-        count = len(request.handled[1]) if request.handled is not None else 0
-        results.append((request, True, stored[taken : taken + count]))
-        taken += count
+    for c in commits:
+        results.append(stored[taken : taken + len(c.replies)])
+        taken += len(c.replies)
     return results
 
 
@@ -826,23 +617,7 @@ def _replies(
     ]
 
 
-def _resolve(results: list[tuple[_Request, bool, Any]]) -> None:
-    """Hand results back to each caller's loop with one wake-up per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for request, ok, value in results:
-        by_loop.setdefault(request.loop, []).append((request.future, ok, value))
-    for loop, items in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_settle, items)
-        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-            pass
-
-
-def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in items:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+# Enqueues run first in a group commit, all in one call, so they share their INSERTs.
+_ENQUEUE = Batched(_enqueue, first=True)
+_COMMIT_HANDLED = Batched(_commit_handled)
+_UPDATE_REPLIES = Batched(_update_replies)

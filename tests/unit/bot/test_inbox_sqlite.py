@@ -1,6 +1,7 @@
-"""What only the SQLite inbox does: durability, group commit, failure isolation.
+"""What only the SQLite inbox does: durability, group commit of its writes.
 
-The shared semantics are in the conformance suite (``test_inbox_conformance.py``).
+The shared semantics are in the conformance suite (``test_inbox_conformance.py``); the
+writer's own guarantees (failure isolation, ordering, close) in ``test_sqlite_writer.py``.
 """
 
 from __future__ import annotations
@@ -120,34 +121,6 @@ def test_an_acknowledged_enqueue_survives_kill_9(tmp_path: Path) -> None:
             await box.close()
 
     assert asyncio.run(count()) == 20
-
-
-async def test_a_failing_write_does_not_fail_the_writes_it_shares_a_commit_with(
-    inbox: SqliteInbox,
-) -> None:
-    unstorable = record("mid:\ud800")  # a lone surrogate cannot be encoded as UTF-8
-    results = await asyncio.gather(
-        *(inbox.enqueue([record(f"mid:{i}")]) for i in range(10)),
-        inbox.enqueue([unstorable]),
-        return_exceptions=True,
-    )
-    assert isinstance(results[-1], InboxError)
-    assert all(isinstance(r, list) and r[0] is not None for r in results[:-1])
-    assert len(await inbox.pending()) == 10
-
-
-async def test_closed_inbox_refuses_work(tmp_path: Path) -> None:
-    box = SqliteInbox(tmp_path / "inbox.db")
-    await box.open()
-    await box.ping()
-    await box.close()
-    await box.close()  # idempotent
-    with pytest.raises(InboxError):
-        await box.enqueue([record("mid:a")])
-    with pytest.raises(InboxError):
-        await box.ping()
-    with pytest.raises(InboxError):
-        await box.stats()
 
 
 async def test_unopenable_path_raises_inbox_error(tmp_path: Path) -> None:
