@@ -18,7 +18,10 @@
   answered ``503`` with ``Retry-After`` from canned bytes as soon as its headers are in; its
   body is discarded unparsed, and the connection stays open for the next request (closed,
   after a linger, when the client asked to close or waits for ``100 Continue``). No ASGI
-  task, no signature check, no JSON: refusing must cost far less than accepting.
+  task, no signature check, no JSON: refusing must cost far less than accepting. A read that
+  holds exactly one whole, plain keep-alive POST (``lone_webhook_post``: the usual case, as
+  Meta sends them) is refused without feeding the parser at all, which its per-header
+  callbacks made the larger part of a refusal's cost.
 
 >>> config = uvicorn.Config(app, http=guarded_protocol(EdgeLimits()))  # doctest: +SKIP
 """
@@ -121,6 +124,48 @@ def _refusal_bytes(retry_after: int, *, keep_alive: bool) -> bytes:
     )
 
 
+def lone_webhook_post(data: bytes) -> bool:
+    """Whether ``data`` is exactly one whole ``POST /webhook`` HTTP/1.1 request with a
+    ``Content-Length`` body and nothing that changes how its connection goes on.
+
+    Anything else (a partial or pipelined request, a chunked or ``100-continue`` body, a
+    ``Connection`` header, HTTP/1.0, a repeated or malformed length) is left to the parser.
+
+    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\n{}")
+    True
+    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{}")
+    False
+    """
+    if not data.startswith(_WEBHOOK_POST) or data[
+        len(_WEBHOOK_POST) : len(_WEBHOOK_POST) + 1
+    ] not in (
+        b" ",
+        b"?",
+    ):
+        return False
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = data[:end].lower()
+    line_end = head.find(b"\r\n")
+    if line_end < 0 or not head[:line_end].endswith(b" http/1.1"):
+        return False
+    if any(name in head for name in _PARSER_ONLY_HEADERS):
+        return False
+    start = head.find(_CONTENT_LENGTH)
+    if start < 0 or head.find(_CONTENT_LENGTH, start + 1) >= 0:
+        return False
+    value_end = head.find(b"\r\n", start + len(_CONTENT_LENGTH))
+    value = head[start + len(_CONTENT_LENGTH) : value_end if value_end >= 0 else end].strip()
+    return value.isdigit() and len(data) == end + 4 + int(value)
+
+
+_WEBHOOK_POST = b"POST " + _WEBHOOK_PATH
+_CONTENT_LENGTH = b"\r\ncontent-length:"
+# Headers after which the request's framing or its connection's fate needs the parser.
+_PARSER_ONLY_HEADERS = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection:")
+
+
 def _ignore(reason: str) -> None:
     pass
 
@@ -169,6 +214,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._headers_seen = 0
         self._gentle = _GentleClose(self)
         self._refused = False  # this request was answered 503; its body is being discarded
+        self._in_message = False  # the parser holds part of a request
 
     # --- connection lifetime ------------------------------------------------------------------
 
@@ -207,6 +253,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # the answer is out; the rest of the request is discarded
+        if not self._in_message and self._refused_whole(data):
+            return
         if self._reading_headers:
             room = self.limits.max_header_bytes - self._header_bytes
             if len(data) > room:
@@ -224,6 +272,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_message_begin(self) -> None:
+        self._in_message = True
         super().on_message_begin()
         if self._deadline is None:  # a keep-alive connection starts its next request
             self._expect("header_timeout", self.limits.header_timeout)
@@ -246,15 +295,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         if self._refused:
             self._refused = False
-            self._ready_for_next()
-            # What uvicorn does once an answer is complete: count it, wait for the next one.
-            self.server_state.total_requests += 1
-            self.timeout_keep_alive_task = self.loop.call_later(
-                self.timeout_keep_alive, self.timeout_keep_alive_handler
-            )
-            self._touch()
+            self._refusal_complete()
             return
         super().on_message_complete()
         self._ready_for_next()
@@ -276,6 +320,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and self.parser.get_method() == b"POST"
             and self.url.split(b"?", 1)[0] == _WEBHOOK_PATH
         )
+
+    def _refused_whole(self, data: bytes) -> bool:
+        """Refuse a read that is one whole plain webhook POST without parsing it (see the
+        module docstring); False leaves ``data`` to the parser."""
+        gate = self.gate
+        if gate is None or self.pipeline:
+            return False
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            return False
+        if not lone_webhook_post(data) or data.find(b"\r\n\r\n") > self.limits.max_header_bytes:
+            return False
+        if not gate.refuses():
+            return False
+        self._unset_keepalive_if_required()
+        self.transport.write(self._refusals[0])
+        self._refusal_complete()
+        return True
+
+    def _refusal_complete(self) -> None:
+        self._ready_for_next()
+        # What uvicorn does once an answer is complete: count it, wait for the next one.
+        self.server_state.total_requests += 1
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+        self._touch()
 
     def _refuse(self) -> None:
         keep_alive, close = self._refusals

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.hostile.raw_http import RawConnection, assert_still_answers, signed_post
+from tests.hostile.raw_http import RawConnection, assert_still_answers, metric_value, signed_post
 from tests.system.conftest import BotProcess, SendApiRecorder, signed_envelope, text_event
 
 pytestmark = pytest.mark.system
@@ -90,4 +90,23 @@ def test_a_refused_post_that_cannot_keep_the_connection_is_answered_then_closed(
         assert answer.status == 503, answer.raw[:200]
         assert b"connection: close" in _head(answer.raw)
         assert conn.closed_within(5.0)
+    _still_answers_once_drained(refusing_bot, send_api_recorder)
+
+
+def test_whole_refused_posts_one_after_another_keep_the_connection_and_count(
+    refusing_bot: BotProcess, send_api_recorder: SendApiRecorder
+) -> None:
+    """Posts sent whole, as Meta sends them, are refused without being parsed: each still gets
+    its own 503, the connection stays usable, and every refusal is counted."""
+    before = metric_value(refusing_bot, "bot_webhook_refused_total", reason="overloaded")
+    with RawConnection(refusing_bot.url) as conn:
+        for n in range(5):
+            assert conn.send(_post(f"84000000000001{n:02d}"))
+            answer = conn.read_answer()
+            assert answer.status == 503, answer.raw[:200]
+            assert b"connection: close" not in _head(answer.raw)
+        assert conn.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.read_answer().status == 200
+    after = metric_value(refusing_bot, "bot_webhook_refused_total", reason="overloaded")
+    assert after - before == 5
     _still_answers_once_drained(refusing_bot, send_api_recorder)

@@ -1,0 +1,78 @@
+"""Which reads the edge may refuse without parsing (``bot.http_guard.lone_webhook_post``):
+only one whole plain POST; anything whose framing or connection needs the parser is left to it,
+where the 503 path handles pipelining, ``100-continue``, ``Connection: close`` and chunking."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.http_guard import lone_webhook_post
+
+BODY = b'{"object":"page","entry":[]}'
+
+
+def post(
+    *headers: bytes,
+    body: bytes = BODY,
+    line: bytes = b"POST /webhook HTTP/1.1",
+    length: bool = True,
+) -> bytes:
+    fields = [b"Host: bot", *headers]
+    if length:
+        fields.append(b"Content-Length: %d" % len(body))
+    return line + b"\r\n" + b"\r\n".join(fields) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post(),
+        post(b"X-Hub-Signature-256: sha256=" + b"0" * 64, b"content-type: application/json"),
+        post(line=b"POST /webhook?probe=1 HTTP/1.1"),
+        post(body=b""),
+    ],
+    ids=["plain", "meta-headers", "query", "empty-body"],
+)
+def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -> None:
+    assert lone_webhook_post(request_bytes)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post()[:-1],  # the body is not all in yet
+        post() + post(),  # pipelined: the parser keeps the order of the answers
+        post() + b"G",  # the start of a next request
+        post(b"Transfer-Encoding: chunked", length=False),
+        post(b"Content-Length: 0"),  # two lengths: request smuggling is the parser's to refuse
+        post(b"Expect: 100-continue"),
+        post(b"Connection: close"),
+        post(b"Connection: keep-alive"),
+        post(line=b"POST /webhook HTTP/1.0"),
+        post(line=b"POST /webhooks HTTP/1.1"),
+        post(line=b"POST /Webhook HTTP/1.1"),
+        post(line=b"GET /webhook HTTP/1.1"),
+        post(length=False),
+        post(b"Content-Length: 1x", length=False),
+        post().replace(b"\r\n\r\n", b"\r\n"),  # no end of headers
+    ],
+    ids=[
+        "partial-body",
+        "pipelined",
+        "next-request-started",
+        "chunked",
+        "two-lengths",
+        "expect-continue",
+        "connection-close",
+        "connection-header",
+        "http-1.0",
+        "other-path",
+        "path-case",
+        "other-method",
+        "no-length",
+        "bad-length",
+        "headers-unfinished",
+    ],
+)
+def test_anything_else_is_left_to_the_parser(request_bytes: bytes) -> None:
+    assert not lone_webhook_post(request_bytes)
