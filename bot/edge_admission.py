@@ -70,10 +70,15 @@ class AdmissionGate:
     def detach(self) -> None:
         self._source = None
 
+    @property
+    def refusing(self) -> bool:
+        """Whether a POST arriving now would be turned away (nothing is counted)."""
+        source = self._source
+        return source is not None and not self.admission.admits(backlog=source.backlog)
+
     def refuses(self) -> bool:
         """Whether this POST is turned away (counted); never while no engine is attached."""
-        source = self._source
-        if source is None or self.admission.admits(backlog=source.backlog):
+        if not self.refusing:
             return False
         self._refused.inc()
         self._answered.observe(0.0)

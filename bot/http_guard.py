@@ -325,7 +325,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Refuse a read that is one whole plain webhook POST without parsing it (see the
         module docstring); False leaves ``data`` to the parser."""
         gate = self.gate
-        if gate is None or self.pipeline:
+        if gate is None or self.pipeline or not gate.refusing:  # the cheap checks first
             return False
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
