@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
+
+from loadtests.processes import StopOnExit
 
 PY = sys.executable
 # The receiver under test gets core 0 alone; the generator, the stub and this process core 1.
@@ -90,7 +91,7 @@ def http_post(port: int, path: str, body: bytes = b"", timeout: float = 5.0) -> 
         conn.close()
 
 
-class Service:
+class Service(StopOnExit):
     """One child process with its log file; a context manager that always stops it."""
 
     def __init__(self, name: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -156,17 +157,6 @@ class Service:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(grace)
-
-    def __enter__(self) -> Service:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def uvicorn_service(

@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from bench.events import APP_SECRET, PAGE_ID, PAGE_TOKEN, VERIFY_TOKEN
 from bench.procs import (
@@ -29,12 +28,13 @@ from bench.procs import (
     http_post,
     uvicorn_service,
 )
+from loadtests.processes import StopOnExit
 
 EXPRESS_DIR = Path(__file__).parent / "peers" / "express-bot"
 
 
 @dataclass
-class Target:
+class Target(StopOnExit):
     name: str
     port: int
     service: Service
@@ -45,17 +45,6 @@ class Target:
 
     def stop(self) -> None:
         self.service.stop()
-
-    def __enter__(self) -> Target:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _secrets_env(graph_base: str) -> dict[str, str]:

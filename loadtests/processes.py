@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Self
 
 import httpx
 
@@ -56,6 +56,27 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+class StopOnExit:
+    """``with`` support for whatever has a ``stop()``: leaving the block stops it, error or not.
+
+    The processes and stacks that tests, benchmarks and the main job start all end this way.
+    """
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 @dataclass
@@ -164,7 +185,7 @@ class ServiceProcess:
 
 
 @dataclass
-class LoopbackStack:
+class LoopbackStack(StopOnExit):
     """The mock and the bot wired to each other; use ``LoopbackStack.start`` as a context."""
 
     mock: ServiceProcess
@@ -223,17 +244,6 @@ class LoopbackStack:
         for process in (self.bot, self.mock):
             with contextlib.suppress(Exception):
                 process.close()
-
-    def __enter__(self) -> LoopbackStack:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
-from loadtests.processes import StartupError, free_port
+from loadtests.processes import StartupError, StopOnExit, free_port
 
 READY_TIMEOUT_SECONDS = 20.0
 START_ATTEMPTS = 3
 
 
 @dataclass
-class RedisServer:
+class RedisServer(StopOnExit):
     binary: str
     workdir: Path
     port: int
@@ -96,14 +95,3 @@ class RedisServer:
                     return False
                 time.sleep(0.05)
         return False
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

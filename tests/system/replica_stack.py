@@ -16,7 +16,6 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
@@ -24,6 +23,7 @@ from loadtests.haproxy import haproxy_config
 from loadtests.processes import (
     HOST,
     ServiceProcess,
+    StopOnExit,
     bot_service,
     free_port,
     listening_socket,
@@ -32,7 +32,7 @@ from loadtests.processes import (
 
 
 @dataclass
-class ReplicaStack:
+class ReplicaStack(StopOnExit):
     mock: ServiceProcess
     bots: list[ServiceProcess]
     haproxy: ServiceProcess
@@ -108,17 +108,6 @@ class ReplicaStack:
         for process in (self.haproxy, *self.bots, self.mock):
             with contextlib.suppress(Exception):
                 process.close()
-
-    def __enter__(self) -> ReplicaStack:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _start_together(bots: list[ServiceProcess]) -> None:
