@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
 from bot import __version__
+from bot.cancel import cancel_and_wait
 from bot.edge_admission import AdmissionGate
 from bot.engine import Engine
 from bot.http_metrics import HttpMetricsMiddleware
@@ -134,7 +135,7 @@ def create_app(
             purger = asyncio.create_task(
                 _purge_forever(the_inbox, settings.dedup_retention_seconds), name="inbox-purge"
             )
-            stack.push_async_callback(_cancel, purger)
+            stack.push_async_callback(cancel_and_wait, purger)
             app.state.inbox, app.state.pool, app.state.metrics = the_inbox, pool, metrics
             if freeze_gc:  # not in tests: frozen objects are never freed
                 gc.collect()
@@ -240,9 +241,3 @@ async def _purge_forever(inbox: Inbox, retention_seconds: float) -> None:
             if removed:
                 log.info("purged %d done events", removed, extra={"log_type": "lifecycle"})
         await asyncio.sleep(interval)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

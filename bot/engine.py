@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
+from bot.cancel import cancel_and_wait
 from bot.inbox import Inbox, StoredEvent, StoredReply, WindowStore
 from bot.lane import Lane
 from bot.metrics import BotMetrics
@@ -212,8 +213,7 @@ class Engine:
         if self._probe is not None:
             self._probe.stop()
         if self._poll_task is not None:
-            self._poll_task.cancel()
-            await asyncio.gather(self._poll_task, return_exceptions=True)
+            await cancel_and_wait(self._poll_task)
             self._poll_task = None
         await self._events.stop(grace)
         await self._outbox.stop(max(0.0, deadline - time.monotonic()))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+from bot.cancel import cancel_and_wait
 from bot.scheduler import Scheduler
 
 T = TypeVar("T")
@@ -92,9 +93,7 @@ class Lane(Generic[T]):
         tasks = set(self._tasks)
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+            await asyncio.gather(*(cancel_and_wait(task) for task in late))
         self._scheduler.clear()
         self._idle.set()
 

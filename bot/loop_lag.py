@@ -16,9 +16,10 @@ throttle only its own pressure), this counts all lateness: it is what the acks e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Protocol
+
+from bot.cancel import cancel_and_wait
 
 # Ten ticks a second: cheap, and fine enough for lags that matter (tens of ms and up).
 DEFAULT_INTERVAL_SECONDS = 0.1
@@ -43,9 +44,7 @@ class LoopLagMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

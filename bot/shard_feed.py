@@ -26,6 +26,7 @@ import signal
 import time
 from collections.abc import Callable
 
+from bot.cancel import cancel_and_wait
 from bot.engine import Engine
 from bot.inbox import InboxError, StoredEvent
 from bot.inbox_redis import Cursors, RedisInbox
@@ -114,13 +115,13 @@ class ShardedReplica:
         """Before the engine stops: no more events fed, no more shards claimed. The leases
         are still renewed while the engine finishes its in-flight work."""
         self._stopping = True
-        await _cancel(self._feed_task)
+        await cancel_and_wait(self._feed_task)
         self._feed_task = None
 
     async def release(self) -> None:
         """After the engine stopped: hand the shards over now instead of at lease expiry."""
         self._stopping = True
-        await _cancel(self._lease_task)
+        await cancel_and_wait(self._lease_task)
         self._lease_task = None
         owned = len(self.leases.owned())
         try:
@@ -241,12 +242,6 @@ class ShardedReplica:
                 events = [e for e in events if self.inbox.event_shard(e) not in self._draining]
             if events and self._engine is not None:
                 self._engine.submit(events)
-
-
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 class _FeedOnlySink:
