@@ -23,14 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from bench.procs import BenchError
 from loadtests.control import scrape
-from loadtests.processes import LoopbackStack
+from loadtests.processes import LoopbackStack, StopOnExit
 from loadtests.summary import parse_metrics, sum_samples
 
 # The bot as the crash runs start it: no ordering hold (every event goes straight to a worker),
@@ -105,7 +104,7 @@ class MockJournal:
         return records
 
 
-class Traffic(threading.Thread):
+class Traffic(StopOnExit, threading.Thread):
     """Users write to the page at ``rate`` messages/s (open loop: a late send does not delay
     the next ones) until stopped or ``total`` were sent; ``text(n)`` is message n's text."""
 
@@ -169,17 +168,9 @@ class Traffic(threading.Thread):
         if self.error is not None:
             raise StackError(f"traffic stopped after {self.sent} messages: {self.error!r}")
 
-    def __enter__(self) -> Traffic:
+    def __enter__(self) -> Self:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 UNKNOWN_FATE = ("sending", "uncertain")  # reply states a crash leaves for the echo to settle

@@ -124,27 +124,24 @@ def _refusal_bytes(retry_after: int, *, keep_alive: bool) -> bytes:
     )
 
 
-def lone_webhook_post(data: bytes) -> bool:
+def lone_webhook_post(data: bytes, max_header_bytes: int) -> bool:
     """Whether ``data`` is exactly one whole ``POST /webhook`` HTTP/1.1 request with a
-    ``Content-Length`` body and nothing that changes how its connection goes on.
+    ``Content-Length`` body, headers within ``max_header_bytes``, and nothing that changes how
+    its connection goes on.
 
     Anything else (a partial or pipelined request, a chunked or ``100-continue`` body, a
     ``Connection`` header, HTTP/1.0, a repeated or malformed length) is left to the parser.
 
-    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\n{}")
+    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\n{}", 1024)
     True
-    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{}")
+    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{}", 1024)
     False
     """
-    if not data.startswith(_WEBHOOK_POST) or data[
-        len(_WEBHOOK_POST) : len(_WEBHOOK_POST) + 1
-    ] not in (
-        b" ",
-        b"?",
-    ):
+    after_path = data[len(_WEBHOOK_POST) : len(_WEBHOOK_POST) + 1]
+    if not data.startswith(_WEBHOOK_POST) or after_path not in (b" ", b"?"):
         return False
     end = data.find(b"\r\n\r\n")
-    if end < 0:
+    if end < 0 or end > max_header_bytes:
         return False
     head = data[:end].lower()
     line_end = head.find(b"\r\n")
@@ -313,26 +310,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refusable(self) -> bool:
         """A webhook POST with no earlier answer pending on this connection (pipelining)."""
-        cycle = self.cycle
         return (
-            (cycle is None or cycle.response_complete)
-            and not self.pipeline
+            self._nothing_pending()
             and self.parser.get_method() == b"POST"
             and self.url.split(b"?", 1)[0] == _WEBHOOK_PATH
         )
+
+    def _nothing_pending(self) -> bool:
+        """No earlier request on this connection is still being answered or queued behind."""
+        cycle = self.cycle
+        return (cycle is None or cycle.response_complete) and not self.pipeline
 
     def _refused_whole(self, data: bytes) -> bool:
         """Refuse a read that is one whole plain webhook POST without parsing it (see the
         module docstring); False leaves ``data`` to the parser."""
         gate = self.gate
-        if gate is None or self.pipeline or not gate.refusing:  # the cheap checks first
-            return False
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            return False
-        if not lone_webhook_post(data) or data.find(b"\r\n\r\n") > self.limits.max_header_bytes:
-            return False
-        if not gate.refuses():
+        if gate is None or not gate.refusing or not self._nothing_pending():
+            return False  # the cheap checks first
+        if not lone_webhook_post(data, self.limits.max_header_bytes) or not gate.refuses():
             return False
         self._unset_keepalive_if_required()
         self.transport.write(self._refusals[0])

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.http_guard import lone_webhook_post
+from bot.http_guard import EdgeLimits, lone_webhook_post
 
 BODY = b'{"object":"page","entry":[]}'
+MAX_HEADER_BYTES = EdgeLimits().max_header_bytes
 
 
 def post(
@@ -34,7 +35,7 @@ def post(
     ids=["plain", "meta-headers", "query", "empty-body"],
 )
 def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -> None:
-    assert lone_webhook_post(request_bytes)
+    assert lone_webhook_post(request_bytes, MAX_HEADER_BYTES)
 
 
 @pytest.mark.parametrize(
@@ -75,4 +76,4 @@ def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -
     ],
 )
 def test_anything_else_is_left_to_the_parser(request_bytes: bytes) -> None:
-    assert not lone_webhook_post(request_bytes)
+    assert not lone_webhook_post(request_bytes, MAX_HEADER_BYTES)
