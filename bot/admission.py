@@ -79,3 +79,17 @@ class Admission:
     def admits(self, *, backlog: int) -> bool:
         """Whether a new POST may enter with ``backlog`` events acked and not finished."""
         return backlog < self.bound
+
+    def share(self, backlog: int) -> float:
+        """How much of the bound ``backlog`` uses (1.0: all of it): stages of one pipeline add
+        their shares, since an event waits through each of them in turn.
+
+        >>> gate = Admission(limit_seconds=2.0, floor_events=100)
+        >>> gate.share(50), gate.share(100), Admission(limit_seconds=0, floor_events=1).share(9)
+        (0.5, 1.0, 0.0)
+        """
+        if self.bound == math.inf:
+            return 0.0
+        if self.bound <= 0:
+            return math.inf
+        return backlog / self.bound

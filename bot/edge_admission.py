@@ -2,9 +2,19 @@
 
 The app builds one ``AdmissionGate`` and hands it to the HTTP protocol (``bot.http_guard``),
 which asks ``refuses()`` once per ``POST /webhook`` as soon as its headers are in. The
-lifespan ``attach``-es the engine (its backlog and finished count) and starts the gate's
+lifespan ``attach``-es the engine (its backlogs and finished counts) and starts the gate's
 timer, which samples the engine a few times per second and tells it whether the edge is
 refusing (the workers then keep their full share: ``bot.worker_limit``).
+
+An event is answered in two stages, each with its own backlog and finishing rate: its
+handler (events acked and not handled) and its replies (committed and not settled). A new
+event waits through both, so the gate refuses once the two backlogs together would take
+``WEBHOOK_BACKLOG_LIMIT_SECONDS``: the shares of their bounds add up to one. Counting the
+handlers alone let a flood outrun the sender: the gate let in about 2,100 events/s while
+replies left at about 1,450/s, and the unsent replies (10,000 after 20 s) were invisible to
+it. The replies count only while every reply can go now: while one waits for Graph (a
+back-off) or for an echo, Graph sets the pace, and refusing would only make Meta deliver
+again into the same wait.
 
 >>> gate = AdmissionGate(Admission(limit_seconds=2, floor_events=500), metrics)  # doctest: +SKIP
 >>> gate.attach(engine); gate.start()                                             # doctest: +SKIP
@@ -13,6 +23,7 @@ refusing (the workers then keep their full share: ``bot.worker_limit``).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Protocol
 
@@ -34,6 +45,18 @@ class Backlog(Protocol):
     def completed(self) -> int:
         """Events finished since start (a running total)."""
 
+    @property
+    def reply_backlog(self) -> int:
+        """Replies committed and not settled."""
+
+    @property
+    def replies_waiting(self) -> bool:
+        """Whether some reply waits on Graph (a back-off) or on an echo."""
+
+    @property
+    def replies_settled(self) -> int:
+        """Replies settled since start (a running total)."""
+
     def set_overloaded(self, overloaded: bool) -> None:
         """The edge is refusing: workers should run at their full share."""
 
@@ -41,8 +64,17 @@ class Backlog(Protocol):
 class AdmissionGate:
     """``refuses()`` per webhook POST (two reads and a compare); ``tick()`` from a timer."""
 
-    def __init__(self, admission: Admission, metrics: BotMetrics) -> None:
+    def __init__(
+        self, admission: Admission, metrics: BotMetrics, replies: Admission | None = None
+    ) -> None:
+        """``admission`` bounds the events' backlog, ``replies`` (same settings by default)
+        the replies' backlog."""
         self.admission = admission
+        self.replies = replies or Admission(
+            limit_seconds=admission.limit_seconds,
+            floor_events=admission.floor_events,
+            window_seconds=admission.window_seconds,
+        )
         self.refusal: Refusal = admission.refusal
         self._source: Backlog | None = None
         self._refused = metrics.webhook_refused.labels(self.refusal.reason)
@@ -51,6 +83,8 @@ class AdmissionGate:
         self._answered = metrics.http_request_duration.labels("POST", "/webhook", "503")
         self._backlog_gauge = metrics.webhook_backlog
         self._bound_gauge = metrics.webhook_backlog_limit
+        self._reply_backlog_gauge = metrics.webhook_reply_backlog
+        self._reply_bound_gauge = metrics.webhook_reply_backlog_limit
         self._timer: asyncio.TimerHandle | None = None
         self._overloaded = False
 
@@ -74,7 +108,12 @@ class AdmissionGate:
     def refusing(self) -> bool:
         """Whether a POST arriving now would be turned away (nothing is counted)."""
         source = self._source
-        return source is not None and not self.admission.admits(backlog=source.backlog)
+        if source is None:
+            return False
+        used = self.admission.share(source.backlog)
+        if not source.replies_waiting:
+            used += self.replies.share(source.reply_backlog)
+        return used >= 1.0
 
     def refuses(self) -> bool:
         """Whether this POST is turned away (counted); never while no engine is attached."""
@@ -89,11 +128,13 @@ class AdmissionGate:
         source = self._source
         if source is None or not self.admission.enabled:
             return
-        bound = self.admission.observe(completed=source.completed, now=now)
-        backlog = source.backlog
-        self._backlog_gauge.set(backlog)
-        self._bound_gauge.set(bound)
-        overloaded = not self.admission.admits(backlog=backlog)
+        self._bound_gauge.set(self.admission.observe(completed=source.completed, now=now))
+        self._backlog_gauge.set(source.backlog)
+        reply_bound = self.replies.observe(completed=source.replies_settled, now=now)
+        # +Inf while replies wait on Graph: no bound applies to them then.
+        self._reply_bound_gauge.set(math.inf if source.replies_waiting else reply_bound)
+        self._reply_backlog_gauge.set(source.reply_backlog)
+        overloaded = self.refusing
         if overloaded != self._overloaded:
             self._overloaded = overloaded
             source.set_overloaded(overloaded)

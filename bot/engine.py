@@ -139,6 +139,21 @@ class Engine:
         """Events finished (handled or dead-lettered) since this engine was built."""
         return self._completed
 
+    @property
+    def reply_backlog(self) -> int:
+        """Replies committed and not settled."""
+        return self._outbox.backlog
+
+    @property
+    def replies_waiting(self) -> bool:
+        """Whether some reply waits on Graph (a back-off) or on an echo."""
+        return self._outbox.waiting
+
+    @property
+    def replies_settled(self) -> int:
+        """Replies settled since this engine was built (a running total)."""
+        return self._outbox.settled
+
     def set_overloaded(self, overloaded: bool) -> None:
         """The edge refuses new POSTs (``bot.edge_admission``): most answers are cheap 503s,
         so the workers stop yielding to the acks (``AdaptiveLimit.hold``)."""

@@ -149,6 +149,17 @@ class BotMetrics:
             "The backlog above which webhook POSTs are refused (seconds of the finishing rate).",
             registry=registry,
         )
+        self.webhook_reply_backlog = Gauge(
+            "bot_webhook_reply_backlog_replies",
+            "Replies committed and not yet settled, as the admission gate last sampled them.",
+            registry=registry,
+        )
+        self.webhook_reply_backlog_limit = Gauge(
+            "bot_webhook_reply_backlog_limit_replies",
+            "The reply backlog above which webhook POSTs are refused (seconds of the rate "
+            "at which replies settle); +Inf while some reply waits on Graph or an echo.",
+            registry=registry,
+        )
         self.timestamps_adjusted = Counter(
             "bot_event_timestamps_adjusted_total",
             "Event timestamps normalised at the edge: seconds to ms, future clamped, or replaced "

@@ -97,6 +97,10 @@ class ReplyOutbox:
         # Conversations backing off after Graph failed (transient): the first success says
         # Graph is back, and they try again at once instead of sleeping out their back-off.
         self._waiting_for_graph: set[tuple[str, str]] = set()
+        # Replies told to wait (back-off, an echo): while there are any, the backlog is not
+        # work the core can do now, and the admission gate must not count it as such.
+        self._waiting: set[int] = set()
+        self._settled_count = 0
         self._lane: Lane[_Outgoing] = Lane(
             run=self._run,
             order=lambda o: o.reply.id,
@@ -118,6 +122,23 @@ class ReplyOutbox:
     async def stop(self, grace: float) -> None:
         await self._lane.stop(grace)
         self._live.clear()
+        self._waiting.clear()
+
+    @property
+    def backlog(self) -> int:
+        """Replies committed and not settled."""
+        return len(self._live)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether some reply waits (a back-off after a failed call, an echo): Graph, not
+        this core, then sets the pace of the backlog."""
+        return bool(self._waiting)
+
+    @property
+    def settled(self) -> int:
+        """Replies settled (sent, dropped or dead-lettered) since start: a running total."""
+        return self._settled_count
 
     def restore(self, replies: Iterable[StoredReply]) -> None:
         """Schedule unsettled replies found at start-up; those of unknown fate wait for echoes."""
@@ -178,12 +199,18 @@ class ReplyOutbox:
 
     async def _run(self, o: _Outgoing) -> float | None:
         """One step of one reply; returns when to look at it again, or None when settled."""
+        reply_id = o.reply.id
+        self._waiting.discard(reply_id)
         try:
             again = await self._step(o)
         except WriteAbandoned:  # stopping: the stored state stands
-            again = None
+            self._live.pop(reply_id, None)
+            return None
         if again is None:
-            self._live.pop(o.reply.id, None)
+            self._live.pop(reply_id, None)
+            self._settled_count += 1
+        else:
+            self._waiting.add(reply_id)
         return again
 
     async def _step(self, o: _Outgoing) -> float | None:

@@ -207,11 +207,15 @@ def _ingest() -> list[PanelBuilder]:
         ),
         timeseries(
             "Backlog against the admission limit",
-            "Events acked and not finished, and the backlog above which POSTs are refused.",
+            "Events acked and not handled, replies committed and not sent, and each one's "
+            "bound. POSTs are refused once the two backlogs' shares of their bounds add up to "
+            "one; the reply bound is +Inf (not drawn) while replies wait on Graph.",
             "short",
             [
-                Target(f"sum(bot_webhook_backlog_events{sel()})", "backlog"),
-                Target(f"sum(bot_webhook_backlog_limit_events{sel()})", "limit"),
+                Target(f"sum(bot_webhook_backlog_events{sel()})", "events"),
+                Target(f"sum(bot_webhook_backlog_limit_events{sel()})", "events bound"),
+                Target(f"sum(bot_webhook_reply_backlog_replies{sel()})", "replies"),
+                Target(f"sum(bot_webhook_reply_backlog_limit_replies{sel()})", "replies bound"),
             ],
         ),
         timeseries(

@@ -537,23 +537,29 @@ async def test_an_outage_longer_than_the_old_retries_loses_no_reply() -> None:
     assert h.sample("bot_replies_undeliverable_total") == 0
 
 
+class Outage:
+    """A Send API failing transiently until ``up`` is set; replies back off for ten minutes,
+    so only "Graph is back" brings them out within DEADLINE (a draw that short: 1 in 120)."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.harness = Harness(
+            send_api=RecordingSendApi(self._answer),
+            reply_backoff_base_seconds=600,
+            reply_backoff_max_seconds=600,
+        )
+
+    async def _answer(self, call: SentCall) -> SendResult:
+        return SendResult(ok=True) if self.up else transient()
+
+
 async def test_when_graph_is_back_replies_in_back_off_go_out_at_once() -> None:
-    up = False
-
-    async def outage(call: SentCall) -> SendResult:
-        return SendResult(ok=True) if up else transient()
-
-    # A back-off drawn from up to ten minutes: only "Graph is back" brings Alice's reply out
-    # within DEADLINE (a draw that short has odds of 1 in 120).
-    h = Harness(
-        send_api=RecordingSendApi(outage),
-        reply_backoff_base_seconds=600,
-        reply_backoff_max_seconds=600,
-    )
+    outage = Outage()
+    h = outage.harness
     await h.pool.start()
     await h.deliver(record(ALICE))
     await wait_for(lambda: len(h.send_api.calls) == 1)
-    up = True
+    outage.up = True
     await h.deliver(record(BOB))  # Bob's reply is the first to get through
     await h.send_api.wait_for(2, within=DEADLINE)
     await h.pool.stop(grace=1)
@@ -937,4 +943,37 @@ async def test_the_backlog_and_finished_count_feed_admission_control() -> None:
     await h.deliver(*(record(f"20000000000000{n:02d}", base) for n in range(5)))
     await h.settle()
     assert (h.pool.backlog, h.pool.completed) == (0, 5)
+    await h.pool.stop(grace=1)
+
+
+async def test_unsettled_replies_and_their_settling_feed_admission_control() -> None:
+    graph = asyncio.Event()
+
+    async def slow_graph(call: SentCall) -> SendResult:
+        await graph.wait()
+        return SendResult(ok=True)
+
+    h = Harness(send_api=RecordingSendApi(slow_graph), worker_concurrency=16)
+    await h.pool.start()
+    await h.deliver(*(record(f"20000000000000{n:02d}") for n in range(5)))
+    # Every handler is done; the five replies are on their way, none waits for anything.
+    await wait_for(lambda: h.pool.completed == 5 and len(h.send_api.calls) == 5)
+    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_waiting) == (5, 0, False)
+    graph.set()
+    await h.settle()
+    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_waiting) == (0, 5, False)
+    await h.pool.stop(grace=1)
+
+
+async def test_replies_in_back_off_say_graph_sets_the_pace() -> None:
+    outage = Outage()
+    h = outage.harness
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: h.pool.replies_waiting)
+    assert h.pool.reply_backlog == 1
+    outage.up = True
+    await h.deliver(record(BOB))  # its success says Graph is back: Alice's reply goes at once
+    await h.settle()
+    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_waiting) == (0, 2, False)
     await h.pool.stop(grace=1)
