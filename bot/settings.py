@@ -125,7 +125,10 @@ class BotSettings(BaseSettings):
 
     # --- Reply outbox (docs/architecture.md "Reply outbox") ---
     # Replies leaving at once, across conversations (one conversation sends in order).
-    outbox_concurrency: int = Field(default=64, ge=1, alias="OUTBOX_CONCURRENCY")
+    # Each reply waits for two group commits and its Graph call, so under load one takes tens
+    # of milliseconds: 64 at once capped a loaded core at about 1,100-1,300 replies/s, 256
+    # leaves the cap to the CPU (measured: bench/README.md, "2026-11-30 night").
+    outbox_concurrency: int = Field(default=256, ge=1, alias="OUTBOX_CONCURRENCY")
     # While Graph fails transiently a reply waits with capped back-off until this many seconds
     # after its commit; unset: for as long as the user's messaging window stays open.
     reply_deadline_seconds: float | None = Field(default=None, gt=0, alias="REPLY_DEADLINE_SECONDS")
