@@ -22,9 +22,10 @@ from typing import Any
 from bench.procs import LOAD_CPU, BenchError, cpu_count, cpu_pressure, pin_self
 from bench.runner import Run
 
-PHASES = ("ack", "e2e", "mock", "send", "replicas", "faults", "crashloop")
+PHASES = ("ack", "e2e", "mock", "send", "replicas", "faults", "crashloop", "paired")
 # `all`: the replicas phase needs redis-server and haproxy and takes minutes, the fault runs
-# (which count replies, not throughput) about 7 minutes; run them by name.
+# (which count replies, not throughput) about 7 minutes, and `paired` compares settings the
+# caller names; run them by name.
 ALL_PHASES = ("ack", "e2e", "mock", "send")
 NOISY_PRESSURE = 0.05
 
@@ -47,6 +48,10 @@ def _phase(name: str) -> Callable[[Run], Any]:
         from bench.replicas import run_replicas
 
         return run_replicas
+    if name == "paired":
+        from bench.paired import run_paired
+
+        return run_paired
     if name in ("faults", "crashloop"):
         from bench.faults import run_crashloop, run_faults
 
@@ -68,6 +73,16 @@ def _machine() -> dict[str, Any]:
     return {"cpus": cpu_count(), "cpu_model": model, "python": platform.python_version()}
 
 
+def _variant(text: str) -> str:
+    from bench.paired import parse_variant
+
+    try:
+        parse_variant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("phase", nargs="?", default="all", choices=(*PHASES, "all"))
@@ -84,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         default=(),
         help="faults: a comma-separated subset of outage,crashes,unencodable,crashloop",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=_variant,
+        help="paired: bot settings NAME=VALUE[,NAME=VALUE...] (repeat; '' for the defaults)",
+    )
+    parser.add_argument("--rate", type=float, default=1600.0, help="paired: events/s offered")
+    parser.add_argument("--repeats", type=int, default=4, help="paired: turns of every variant")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs, inboxes)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/latest.json"))
     args = parser.parse_args(argv)
@@ -100,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         outage_seconds=args.outage_seconds,
         seed=args.seed,
         fault_runs=args.fault_runs,
+        paired_rate=args.rate,
+        variants=tuple(args.variant),
+        repeats=max(1, args.repeats),
     )
     phases = ALL_PHASES if args.phase == "all" else (args.phase,)
     machine = _machine()

@@ -26,6 +26,9 @@ class Run:
     outage_seconds: float = 120.0  # the fault runs' Send API outage
     seed: int | None = None  # the fault runs' random kill moments (None: drawn and printed)
     fault_runs: tuple[str, ...] = ()  # which fault runs ``faults`` does (empty: all)
+    paired_rate: float = 1600.0  # ``paired``: the fixed rate every variant runs at
+    variants: tuple[str, ...] = ()  # ``paired``: NAME=VALUE[,...] each (empty: defaults twice)
+    repeats: int = 4  # ``paired``: turns, each running every variant once
     results: dict[str, Any] = field(default_factory=dict)
     _bodies_made: int = 0
 
