@@ -11,10 +11,11 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from loadtests.processes import StopOnExit
 
 
 class ControlError(RuntimeError):
@@ -28,24 +29,14 @@ class ControlError(RuntimeError):
         self.status = status
 
 
-class MockControl:
+class MockControl(StopOnExit):
     """Synchronous client for the mock's ``/_mock/`` routes (httpx; gevent-friendly)."""
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
 
-    def __enter__(self) -> MockControl:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Close the connection pool (also what leaving a ``with`` block does)."""
         self._client.close()
 
     def handshake(self, app_id: str | None = None) -> dict[str, Any]:
