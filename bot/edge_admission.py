@@ -12,9 +12,10 @@ event waits through both, so the gate refuses once the two backlogs together wou
 ``WEBHOOK_BACKLOG_LIMIT_SECONDS``: the shares of their bounds add up to one. Counting the
 handlers alone let a flood outrun the sender: the gate let in about 2,100 events/s while
 replies left at about 1,450/s, and the unsent replies (10,000 after 20 s) were invisible to
-it. The replies count only while every reply can go now: while one waits for Graph (a
-back-off) or for an echo, Graph sets the pace, and refusing would only make Meta deliver
-again into the same wait.
+it. Only the replies that can go now count: one that waits for Graph (a back-off) or for an
+echo, and the later replies of its conversation queued behind it, go at Graph's pace, and
+refusing for them would only make Meta deliver again into the same wait. So an outage never
+makes the gate refuse, and one throttled conversation does not hide the others' backlog.
 
 >>> gate = AdmissionGate(Admission(limit_seconds=2, floor_events=500), metrics)  # doctest: +SKIP
 >>> gate.attach(engine); gate.start()                                             # doctest: +SKIP
@@ -23,7 +24,6 @@ again into the same wait.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import Protocol
 
@@ -46,12 +46,8 @@ class Backlog(Protocol):
         """Events finished since start (a running total)."""
 
     @property
-    def reply_backlog(self) -> int:
-        """Replies committed and not settled."""
-
-    @property
-    def replies_waiting(self) -> bool:
-        """Whether some reply waits on Graph (a back-off) or on an echo."""
+    def replies_ready(self) -> int:
+        """Replies committed, not settled and not held up by a wait on Graph or an echo."""
 
     @property
     def replies_settled(self) -> int:
@@ -110,9 +106,7 @@ class AdmissionGate:
         source = self._source
         if source is None:
             return False
-        used = self.admission.share(source.backlog)
-        if not source.replies_waiting:
-            used += self.replies.share(source.reply_backlog)
+        used = self.admission.share(source.backlog) + self.replies.share(source.replies_ready)
         return used >= 1.0
 
     def refuses(self) -> bool:
@@ -130,10 +124,10 @@ class AdmissionGate:
             return
         self._bound_gauge.set(self.admission.observe(completed=source.completed, now=now))
         self._backlog_gauge.set(source.backlog)
-        reply_bound = self.replies.observe(completed=source.replies_settled, now=now)
-        # +Inf while replies wait on Graph: no bound applies to them then.
-        self._reply_bound_gauge.set(math.inf if source.replies_waiting else reply_bound)
-        self._reply_backlog_gauge.set(source.reply_backlog)
+        self._reply_bound_gauge.set(
+            self.replies.observe(completed=source.replies_settled, now=now)
+        )
+        self._reply_backlog_gauge.set(source.replies_ready)
         overloaded = self.refusing
         if overloaded != self._overloaded:
             self._overloaded = overloaded

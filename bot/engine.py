@@ -145,9 +145,9 @@ class Engine:
         return self._outbox.backlog
 
     @property
-    def replies_waiting(self) -> bool:
-        """Whether some reply waits on Graph (a back-off) or on an echo."""
-        return self._outbox.waiting
+    def replies_ready(self) -> int:
+        """Unsettled replies not held up by a wait on Graph (a back-off) or on an echo."""
+        return self._outbox.ready
 
     @property
     def replies_settled(self) -> int:

@@ -151,13 +151,14 @@ class BotMetrics:
         )
         self.webhook_reply_backlog = Gauge(
             "bot_webhook_reply_backlog_replies",
-            "Replies committed and not yet settled, as the admission gate last sampled them.",
+            "Replies committed, not yet settled and not held up by a wait on Graph or an echo "
+            "(those the admission gate counts), as it last sampled them.",
             registry=registry,
         )
         self.webhook_reply_backlog_limit = Gauge(
             "bot_webhook_reply_backlog_limit_replies",
             "The reply backlog above which webhook POSTs are refused (seconds of the rate "
-            "at which replies settle); +Inf while some reply waits on Graph or an echo.",
+            "at which replies settle).",
             registry=registry,
         )
         self.timestamps_adjusted = Counter(

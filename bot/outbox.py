@@ -36,6 +36,7 @@ from bot.inbox import Inbox, ReplyState, ReplyUpdate, StoredReply
 from bot.lane import Lane
 from bot.metrics import DROP_REASONS, BotMetrics
 from bot.outbox_codec import ReplyEncodingError, decode_reply, stamp_key
+from bot.reply_backlog import ReplyBacklog
 from bot.reply_slo import ReplySlo
 from bot.retry import ErrorClass, backoff_delay
 from bot.routing import Reply
@@ -97,9 +98,10 @@ class ReplyOutbox:
         # Conversations backing off after Graph failed (transient): the first success says
         # Graph is back, and they try again at once instead of sleeping out their back-off.
         self._waiting_for_graph: set[tuple[str, str]] = set()
-        # Replies told to wait (back-off, an echo): while there are any, the backlog is not
-        # work the core can do now, and the admission gate must not count it as such.
+        # Replies told to wait (back-off, an echo): they and the replies queued behind them
+        # are not work the core can do now, and the admission gate must not count them.
         self._waiting: set[int] = set()
+        self._backlog = ReplyBacklog()
         self._settled_count = 0
         self._lane: Lane[_Outgoing] = Lane(
             run=self._run,
@@ -123,17 +125,18 @@ class ReplyOutbox:
         await self._lane.stop(grace)
         self._live.clear()
         self._waiting.clear()
+        self._backlog.clear()
 
     @property
     def backlog(self) -> int:
         """Replies committed and not settled."""
-        return len(self._live)
+        return self._backlog.total
 
     @property
-    def waiting(self) -> bool:
-        """Whether some reply waits (a back-off after a failed call, an echo): Graph, not
-        this core, then sets the pace of the backlog."""
-        return bool(self._waiting)
+    def ready(self) -> int:
+        """Unsettled replies the core could send now: not waiting (a back-off after a failed
+        call, an echo) and not queued behind a waiting reply of their conversation."""
+        return self._backlog.ready
 
     @property
     def settled(self) -> int:
@@ -192,26 +195,37 @@ class ReplyOutbox:
             self._lane.expedite(_conversation(outgoing.reply))
 
     def _schedule(self, outgoing: _Outgoing) -> None:
+        conversation = _conversation(outgoing.reply)
+        if outgoing.reply.id not in self._live:
+            self._backlog.add(conversation)
         self._live[outgoing.reply.id] = outgoing
-        self._lane.add(_conversation(outgoing.reply), outgoing.reply.id, outgoing)
+        self._lane.add(conversation, outgoing.reply.id, outgoing)
 
     # --- one reply ---
 
     async def _run(self, o: _Outgoing) -> float | None:
         """One step of one reply; returns when to look at it again, or None when settled."""
         reply_id = o.reply.id
-        self._waiting.discard(reply_id)
+        conversation = _conversation(o.reply)
+        if reply_id in self._waiting:
+            self._waiting.discard(reply_id)
+            self._backlog.resume(conversation)
         try:
             again = await self._step(o)
         except WriteAbandoned:  # stopping: the stored state stands
-            self._live.pop(reply_id, None)
+            self._forget(reply_id, conversation)
             return None
         if again is None:
-            self._live.pop(reply_id, None)
+            self._forget(reply_id, conversation)
             self._settled_count += 1
         else:
             self._waiting.add(reply_id)
+            self._backlog.wait(conversation)
         return again
+
+    def _forget(self, reply_id: int, conversation: tuple[str, str]) -> None:
+        if self._live.pop(reply_id, None) is not None:
+            self._backlog.settle(conversation)
 
     async def _step(self, o: _Outgoing) -> float | None:
         now = self._clock()

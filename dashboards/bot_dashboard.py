@@ -209,7 +209,8 @@ def _ingest() -> list[PanelBuilder]:
             "Backlog against the admission limit",
             "Events acked and not handled, replies committed and not sent, and each one's "
             "bound. POSTs are refused once the two backlogs' shares of their bounds add up to "
-            "one; the reply bound is +Inf (not drawn) while replies wait on Graph.",
+            "one. Replies waiting on Graph or an echo (and those queued behind them in their "
+            "conversation) are not counted.",
             "short",
             [
                 Target(f"sum(bot_webhook_backlog_events{sel()})", "events"),

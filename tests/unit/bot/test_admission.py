@@ -67,9 +67,8 @@ def test_retry_after_is_the_limit_rounded_up_to_whole_seconds() -> None:
 class _Engine:
     backlog: int = 0
     completed: int = 0
-    reply_backlog: int = 0
+    replies_ready: int = 0
     replies_settled: int = 0
-    replies_waiting: bool = False
     overloaded: bool = False
 
     def set_overloaded(self, overloaded: bool) -> None:
@@ -137,12 +136,12 @@ def test_the_gate_bounds_the_wait_through_handlers_and_replies_together() -> Non
     gate.tick(1.0)
     assert _sample(metrics, "bot_webhook_backlog_limit_events") == 500
     assert _sample(metrics, "bot_webhook_reply_backlog_limit_replies") == 200
-    engine.backlog, engine.reply_backlog = 250, 99
+    engine.backlog, engine.replies_ready = 250, 99
     assert not gate.refuses()
-    engine.reply_backlog = 100
+    engine.replies_ready = 100
     assert gate.refuses()
     engine.backlog = 0  # handlers keep up, but the replies alone are over their bound
-    engine.reply_backlog = 200
+    engine.replies_ready = 200
     assert gate.refuses()
     gate.tick(1.1)
     assert engine.overloaded
@@ -153,11 +152,12 @@ def test_replies_waiting_on_graph_never_make_the_gate_refuse() -> None:
     # A Send API outage: nothing settles and replies pile up in back-off. Refusing would only
     # make Meta deliver again into the same wait (and risk the subscription being disabled).
     gate, metrics = _gate(limit_seconds=1.0, floor=10)
-    engine = _Engine(reply_backlog=5_000, replies_waiting=True)
+    # The engine counts none of the 5,000 as ready (tests/unit/bot/test_engine.py).
+    engine = _Engine(replies_ready=0)
     gate.attach(engine)
     gate.tick(0.0)
     gate.tick(1.0)
     assert not gate.refuses() and not engine.overloaded
-    assert _sample(metrics, "bot_webhook_reply_backlog_limit_replies") == float("inf")
-    engine.replies_waiting = False  # Graph is back and every reply can go now: 5,000 > 10
+    assert _sample(metrics, "bot_webhook_reply_backlog_replies") == 0
+    engine.replies_ready = 5_000  # Graph is back and every reply can go now: 5,000 > 10
     assert gate.refuses()

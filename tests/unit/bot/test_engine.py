@@ -958,22 +958,37 @@ async def test_unsettled_replies_and_their_settling_feed_admission_control() -> 
     await h.deliver(*(record(f"20000000000000{n:02d}") for n in range(5)))
     # Every handler is done; the five replies are on their way, none waits for anything.
     await wait_for(lambda: h.pool.completed == 5 and len(h.send_api.calls) == 5)
-    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_waiting) == (5, 0, False)
+    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_ready) == (5, 0, 5)
     graph.set()
     await h.settle()
-    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_waiting) == (0, 5, False)
+    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_ready) == (0, 5, 0)
     await h.pool.stop(grace=1)
 
 
-async def test_replies_in_back_off_say_graph_sets_the_pace() -> None:
-    outage = Outage()
-    h = outage.harness
+async def test_replies_held_up_by_a_throttled_conversation_are_not_ready() -> None:
+    # Graph throttles Alice: her first reply backs off and her second queues behind it, so
+    # neither is work the core can do. Bob's reply is on its way and counts.
+    alice_up, bob_answers = False, asyncio.Event()
+
+    async def graph(call: SentCall) -> SendResult:
+        if call.psid == ALICE:
+            return SendResult(ok=True) if alice_up else transient()
+        await bob_answers.wait()
+        return SendResult(ok=True)
+
+    h = Harness(
+        send_api=RecordingSendApi(graph),
+        reply_backoff_base_seconds=600,
+        reply_backoff_max_seconds=600,
+    )
     await h.pool.start()
-    await h.deliver(record(ALICE))
-    await wait_for(lambda: h.pool.replies_waiting)
-    assert h.pool.reply_backlog == 1
-    outage.up = True
-    await h.deliver(record(BOB))  # its success says Graph is back: Alice's reply goes at once
+    base = now_ms()
+    await h.deliver(record(ALICE, base), record(ALICE, base + 1), record(BOB, base))
+    await wait_for(lambda: h.pool.completed == 3 and h.pool.replies_ready == 1)
+    assert h.pool.reply_backlog == 3
+    assert [call.psid for call in h.send_api.calls].count(ALICE) == 1  # the second waits
+    alice_up = True
+    bob_answers.set()  # Bob's success says Graph is back: Alice's replies go at once
     await h.settle()
-    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_waiting) == (0, 2, False)
+    assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_ready) == (0, 3, 0)
     await h.pool.stop(grace=1)
