@@ -28,7 +28,7 @@ from bot.cancel import cancel_and_wait
 from bot.edge_admission import AdmissionGate
 from bot.engine import Engine
 from bot.http_metrics import HttpMetricsMiddleware
-from bot.inbox import Inbox
+from bot.inbox import Inbox, WindowStore
 from bot.inbox_guard import InboxFileGuard
 from bot.loop_lag import LoopLagMonitor
 from bot.metrics import BotMetrics
@@ -133,7 +133,16 @@ def create_app(
                 _inbox_guard(settings, own_inbox=inbox is None),
             )
             purger = asyncio.create_task(
-                _purge_forever(the_inbox, settings.dedup_retention_seconds), name="inbox-purge"
+                _purge_forever(
+                    the_inbox,
+                    the_inbox,  # type: ignore[arg-type]  # every inbox backend is a WindowStore
+                    retention_seconds=settings.dedup_retention_seconds,
+                    # An action older than the longest window allows no send (bot.window).
+                    window_seconds=max(
+                        settings.window_seconds, settings.human_agent_window_seconds
+                    ),
+                ),
+                name="inbox-purge",
             )
             stack.push_async_callback(cancel_and_wait, purger)
             app.state.inbox, app.state.pool, app.state.metrics = the_inbox, pool, metrics
@@ -229,15 +238,25 @@ def _default_inbox(settings: BotSettings, metrics: BotMetrics) -> Inbox:
     )
 
 
-async def _purge_forever(inbox: Inbox, retention_seconds: float) -> None:
-    """Forget done events past their dedup retention, a few times per retention period."""
+async def _purge_forever(
+    inbox: Inbox, windows: WindowStore, *, retention_seconds: float, window_seconds: float
+) -> None:
+    """Forget done events past their dedup retention, and window times past the longest
+    window, a few times per retention period."""
     interval = min(3600.0, max(1.0, retention_seconds / 4))
     while True:
+        now = time.time()
         try:
-            removed = await inbox.purge(time.time() - retention_seconds)
+            removed = await inbox.purge(now - retention_seconds)
+            forgotten = await windows.forget_windows(int((now - window_seconds) * 1000))
         except Exception as exc:  # try again next round; the inbox may be briefly busy
             log.warning("inbox purge failed: %s", exc, extra={"log_type": "lifecycle"})
         else:
-            if removed:
-                log.info("purged %d done events", removed, extra={"log_type": "lifecycle"})
+            if removed or forgotten:
+                log.info(
+                    "purged %d done events and %d expired window times",
+                    removed,
+                    forgotten,
+                    extra={"log_type": "lifecycle"},
+                )
         await asyncio.sleep(interval)

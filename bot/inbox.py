@@ -215,3 +215,11 @@ class WindowStore(Protocol):
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         """Epoch ms of the user's last window-opening action, if any."""
+
+    async def forget_windows(self, opened_before_ms: int) -> int:
+        """Forget window times older than ``opened_before_ms``; returns how many.
+
+        An action older than the longest window allows no send, exactly like no action, so
+        forgetting it changes no decision and keeps the store from growing with every user
+        the page has ever had.
+        """

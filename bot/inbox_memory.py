@@ -242,6 +242,13 @@ class MemoryInbox:
         if at_ms > self._windows.get(key, -1):
             self._windows[key] = at_ms
 
+    async def forget_windows(self, opened_before_ms: int) -> int:
+        self._check_open()
+        old = [key for key, at in self._windows.items() if at < opened_before_ms]
+        for key in old:
+            del self._windows[key]
+        return len(old)
+
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         self._check_open()
         return self._windows.get((page_id, psid))

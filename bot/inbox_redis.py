@@ -118,6 +118,7 @@ class RedisInbox:
                 "RECORD_FAILURE",
                 "UPDATE_REPLIES",
                 "REPLAY",
+                "FORGET_WINDOWS",
                 "TAKE_REPLAYED",
                 "PURGE",
                 "STATS",
@@ -285,6 +286,16 @@ class RedisInbox:
 
     async def touch_window(self, page_id: str, psid: str, at_ms: int) -> None:
         await self._run("TOUCH_WINDOW", [self.prefix, _window_field(page_id, psid), at_ms])
+
+    async def forget_windows(self, opened_before_ms: int) -> int:
+        removed, cursor = 0, "0"
+        while True:  # one HSCAN step per script call, so Redis never stalls on a big hash
+            cursor, gone = await self._run(
+                "FORGET_WINDOWS", [self.prefix, cursor, opened_before_ms, _PURGE_STEP]
+            )
+            removed += int(gone)
+            if cursor == "0":
+                return removed
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         field = _window_field(page_id, psid)

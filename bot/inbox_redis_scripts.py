@@ -243,6 +243,20 @@ if not current or at > tonumber(current) then redis.call('HSET', key, field, at)
 return 1
 """
 
+# ARGV: prefix, HSCAN cursor, opened_before_ms, step. Returns {next cursor, removed}: the
+# caller loops until the cursor is "0". A field touched meanwhile is compared as it is now.
+FORGET_WINDOWS = """
+local key, before = ARGV[1] .. ':win', tonumber(ARGV[3])
+local page = redis.call('HSCAN', key, ARGV[2], 'COUNT', tonumber(ARGV[4]))
+local fields, removed = page[2], 0
+for i = 1, #fields, 2 do
+  if tonumber(fields[i + 1]) < before then
+    removed = removed + redis.call('HDEL', key, fields[i])
+  end
+end
+return {page[1], removed}
+"""
+
 # ARGV: prefix, shard count. Returns per shard {pending, received_at of its first or ""}.
 SHARD_LAG = """
 local p, shards = ARGV[1], tonumber(ARGV[2])

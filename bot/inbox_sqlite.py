@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS windows (
     opened_at_ms  INTEGER NOT NULL,
     PRIMARY KEY (page_id, psid)
 ) WITHOUT ROWID;
+-- forget_windows finds the old ones without a scan (a user is written at most once a minute).
+CREATE INDEX IF NOT EXISTS windows_opened_at ON windows (opened_at_ms);
 CREATE TABLE IF NOT EXISTS conversation_state (
     page_id       TEXT    NOT NULL,
     psid          TEXT    NOT NULL,
@@ -124,6 +126,10 @@ _UPSERT_WINDOW = (
     "INSERT INTO windows (page_id, psid, opened_at_ms) VALUES (?, ?, ?)"
     " ON CONFLICT (page_id, psid)"
     " DO UPDATE SET opened_at_ms = MAX(opened_at_ms, excluded.opened_at_ms)"
+)
+_FORGET_WINDOWS = (
+    "DELETE FROM windows WHERE (page_id, psid) IN (SELECT page_id, psid FROM windows"
+    " WHERE opened_at_ms < ? ORDER BY opened_at_ms LIMIT ?)"
 )
 # 8 parameters a row; SQLite allows 32766 per statement.
 _INSERT_CHUNK = 500
@@ -320,6 +326,17 @@ class SqliteInbox:
 
         total = 0
         while True:
+            removed: int = await self._writer.submit(op)
+            total += removed
+            if removed < _PURGE_CHUNK:
+                return total
+
+    async def forget_windows(self, opened_before_ms: int) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(_FORGET_WINDOWS, (opened_before_ms, _PURGE_CHUNK)).rowcount
+
+        total = 0
+        while True:  # chunks, as in purge: each group commit stays short
             removed: int = await self._writer.submit(op)
             total += removed
             if removed < _PURGE_CHUNK:

@@ -16,6 +16,7 @@ backend built with that clock), usually parametrised over backends::
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -213,6 +214,23 @@ class InboxConformance(StateStoreConformance):
         await inbox.touch_window(PAGE, USER, 1_000)
         assert await inbox.window_opened_at(PAGE, USER) == 2_000
         assert await inbox.window_opened_at("other", USER) is None
+
+    async def test_forgetting_old_windows_keeps_the_newer_ones(self, inbox: Any) -> None:
+        # More old ones than one purge chunk (5,000 in SQLite): the loop must go on.
+        old = [f"u{n}" for n in range(5_100)]
+        for at in range(0, len(old), 100):  # within a Redis client's connection pool
+            await asyncio.gather(*(inbox.touch_window(PAGE, u, 1_000) for u in old[at : at + 100]))
+        await inbox.touch_window(PAGE, USER, 1_000)
+        await inbox.touch_window(PAGE, USER, 3_000)  # this user came back: kept
+        await inbox.touch_window("other", USER, 2_000)  # exactly the cut-off: kept
+        assert await inbox.forget_windows(opened_before_ms=2_000) == len(old)
+        assert await inbox.window_opened_at(PAGE, old[0]) is None
+        assert await inbox.window_opened_at(PAGE, old[-1]) is None
+        assert await inbox.window_opened_at(PAGE, USER) == 3_000
+        assert await inbox.window_opened_at("other", USER) == 2_000
+        assert await inbox.forget_windows(opened_before_ms=2_000) == 0
+        await inbox.touch_window(PAGE, old[0], 4_000)  # a forgotten user writes again
+        assert await inbox.window_opened_at(PAGE, old[0]) == 4_000
 
     async def test_a_closed_inbox_refuses_work(self, inbox: Any) -> None:
         await inbox.close()
