@@ -114,6 +114,8 @@ class Engine:
             clock=clock,
             name="events",
         )
+        metrics.events_in_progress.set_function(lambda: self._events.active)
+        metrics.worker_limit.set_function(lambda: self._limit.value)
         self._completed = 0  # events finished since start (the admission gate's rate)
         self._known: set[int] = set()  # scheduled or running
         self._recent_done: OrderedDict[int, None] = OrderedDict()

@@ -247,6 +247,18 @@ class BotMetrics:
             "Events being processed right now.",
             registry=registry,
         )
+        # Both read at scrape time from the engine (Gauge.set_function): no hot-path cost.
+        self.events_in_progress = Gauge(
+            "bot_events_in_progress",
+            "Events started and not finished: in their handler or waiting for their commit.",
+            registry=registry,
+        )
+        self.worker_limit = Gauge(
+            "bot_worker_limit_events",
+            "Events allowed in progress now: the adaptive limit between WORKER_MIN_CONCURRENCY "
+            "and WORKER_CONCURRENCY, lowered while the event loop lags or acks slow down.",
+            registry=registry,
+        )
         self.send_requests = Counter(
             "bot_send_api_requests_total",
             "Send API calls by outcome and Graph error code.",

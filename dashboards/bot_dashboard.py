@@ -338,10 +338,15 @@ def _inbox() -> list[PanelBuilder]:
     return [
         timeseries(
             "Inbox depth and busy workers",
-            "Events stored and not yet processed, and events being processed right now.",
+            "Events stored and not yet processed; events in progress (in their handler or "
+            "waiting for their commit) against the adaptive worker limit, and those inside "
+            "their handler right now. In progress pinned at the limit while pending grows: "
+            "the limit, not the CPU, sets the pace (WORKER_MIN_CONCURRENCY under load).",
             "short",
             [
                 Target(f"sum(bot_inbox_pending_events{sel()})", "pending"),
+                Target(f"sum(bot_events_in_progress{sel()})", "in progress"),
+                Target(f"sum(bot_worker_limit_events{sel()})", "worker limit"),
                 Target(f"sum(bot_workers_busy{sel()})", "busy workers"),
             ],
             width=8,

@@ -946,6 +946,28 @@ async def test_the_backlog_and_finished_count_feed_admission_control() -> None:
     await h.pool.stop(grace=1)
 
 
+async def test_events_in_progress_and_the_worker_limit_are_on_metrics() -> None:
+    release = asyncio.Event()
+    router = Router()
+
+    @router.on_text
+    async def slow(ctx: Context) -> Reply:
+        await release.wait()
+        return Reply.text("done")
+
+    h = Harness(router, worker_concurrency=8, worker_min_concurrency=2)
+    await h.pool.start()
+    base = now_ms()
+    await h.deliver(*(record(f"30000000000000{n:02d}", base) for n in range(3)))
+    await wait_for(lambda: h.sample("bot_events_in_progress") == 3)
+    assert h.sample("bot_worker_limit_events") == h.pool.limit
+    assert 2 <= h.pool.limit <= 8
+    release.set()
+    await h.settle()
+    assert h.sample("bot_events_in_progress") == 0
+    await h.pool.stop(grace=1)
+
+
 async def test_unsettled_replies_and_their_settling_feed_admission_control() -> None:
     graph = asyncio.Event()
 
