@@ -145,8 +145,10 @@ class BotSettings(BaseSettings):
     echoes_subscribed: bool = Field(default=True, alias="MESSENGER_ECHOES_SUBSCRIBED")
     # Events in progress never drop below this while the event loop lags (acks first, but
     # the backlog keeps moving). Near full load the loop lags most of the time, so this is
-    # what runs then: an event in progress mostly waits for its commit, and 4 capped one
-    # core below ~700 replies/s where 16 sustained 850/s at a p99 ack of 33-54 ms (bench/).
+    # what runs then: an event in progress mostly waits about 13 ms for its commit, so 16
+    # carry about 1,200-1,350 events/s on the bench's core. 24-28 carried 1,500-1,700/s but
+    # put the 4,000/s flood's p99 answer at 3.5-6.7 s instead of under 1 s (bench/README.md,
+    # "2026-11-30 late evening").
     worker_min_concurrency: int = Field(default=16, ge=1, alias="WORKER_MIN_CONCURRENCY")
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the
