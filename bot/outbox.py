@@ -59,6 +59,9 @@ class _Outgoing:
     context: OtelContext | None = None  # the consumer span's, so the send is in its trace
     first_reply_from_ms: int = 0  # the user's event time, for the first reply of an event
     echo_wait_until: float | None = None  # fate unknown: settled by an echo until then
+    # Told to wait (a back-off, an echo): it and the replies queued behind it are not work
+    # the core can do now, and the admission gate must not count them (ReplyBacklog).
+    waiting: bool = False
 
 
 class ReplyOutbox:
@@ -98,9 +101,6 @@ class ReplyOutbox:
         # Conversations backing off after Graph failed (transient): the first success says
         # Graph is back, and they try again at once instead of sleeping out their back-off.
         self._waiting_for_graph: set[tuple[str, str]] = set()
-        # Replies told to wait (back-off, an echo): they and the replies queued behind them
-        # are not work the core can do now, and the admission gate must not count them.
-        self._waiting: set[int] = set()
         self._backlog = ReplyBacklog()
         self._settled_count = 0
         self._lane: Lane[_Outgoing] = Lane(
@@ -124,7 +124,6 @@ class ReplyOutbox:
     async def stop(self, grace: float) -> None:
         await self._lane.stop(grace)
         self._live.clear()
-        self._waiting.clear()
         self._backlog.clear()
 
     @property
@@ -207,8 +206,8 @@ class ReplyOutbox:
         """One step of one reply; returns when to look at it again, or None when settled."""
         reply_id = o.reply.id
         conversation = _conversation(o.reply)
-        if reply_id in self._waiting:
-            self._waiting.discard(reply_id)
+        if o.waiting:
+            o.waiting = False
             self._backlog.resume(conversation)
         try:
             again = await self._step(o)
@@ -219,7 +218,7 @@ class ReplyOutbox:
             self._forget(reply_id, conversation)
             self._settled_count += 1
         else:
-            self._waiting.add(reply_id)
+            o.waiting = True
             self._backlog.wait(conversation)
         return again
 
