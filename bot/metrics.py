@@ -307,6 +307,12 @@ class BotMetrics:
             "Replies dead-lettered as undeliverable (refused, or Graph down past the deadline).",
             registry=registry,
         )
+        self.reply_step_failures = Counter(
+            "bot_reply_step_failures_total",
+            "Outbox steps that raised unexpectedly (a window store down, a bug); the reply "
+            "stays unsettled and tries again after a back-off.",
+            registry=registry,
+        )
         self.inbox_write_retries = Counter(
             "bot_inbox_write_retries_total",
             "Engine writes to the inbox that failed and were retried (disk full, locked...).",

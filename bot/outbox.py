@@ -49,6 +49,7 @@ logger = logging.getLogger("bot.outbox")
 
 _RECENT_LIMIT = 50_000
 _SEND_OPTIONS = ("sender_action", "persona_id")
+_MAYBE_ON_THE_WIRE = (ReplyState.SENDING, ReplyState.UNCERTAIN)
 
 
 @dataclass(slots=True, eq=False)
@@ -62,6 +63,7 @@ class _Outgoing:
     # Told to wait (a back-off, an echo): it and the replies queued behind it are not work
     # the core can do now, and the admission gate must not count them (ReplyBacklog).
     waiting: bool = False
+    failed_steps: int = 0  # steps that raised unexpectedly (see _after_failed_step)
 
 
 class ReplyOutbox:
@@ -146,7 +148,7 @@ class ReplyOutbox:
         """Schedule unsettled replies found at start-up; those of unknown fate wait for echoes."""
         until = self._clock() + self._echo_wait
         for reply in replies:
-            unknown = reply.state in (ReplyState.SENDING, ReplyState.UNCERTAIN)
+            unknown = reply.state in _MAYBE_ON_THE_WIRE
             self._schedule(
                 _Outgoing(
                     reply,
@@ -214,6 +216,8 @@ class ReplyOutbox:
         except WriteAbandoned:  # stopping: the stored state stands
             self._forget(reply_id, conversation)
             return None
+        except Exception:
+            again = self._after_failed_step(o)
         if again is None:
             self._forget(reply_id, conversation)
             self._settled_count += 1
@@ -221,6 +225,26 @@ class ReplyOutbox:
             o.waiting = True
             self._backlog.wait(conversation)
         return again
+
+    def _after_failed_step(self, o: _Outgoing) -> float:
+        """A step raised (a window store that is down, a bug): the reply stays live and tries
+        again after a back-off rather than waiting, uncounted, for the next restart. One that
+        may be on the wire already goes through the echo rule first, as after a crash."""
+        o.failed_steps += 1
+        logger.exception(
+            "reply step failed, trying again (%d)",
+            o.failed_steps,
+            extra=_ids(o.reply, log_type="outbox"),
+        )
+        self._metrics.reply_step_failures.inc()
+        now = self._clock()
+        if o.state in _MAYBE_ON_THE_WIRE and o.echo_wait_until is None:
+            o.echo_wait_until = now + self._echo_wait
+        return now + backoff_delay(
+            o.failed_steps,
+            base=self._settings.reply_backoff_base_seconds,
+            cap=self._settings.reply_backoff_max_seconds,
+        )
 
     def _forget(self, reply_id: int, conversation: tuple[str, str]) -> None:
         if self._live.pop(reply_id, None) is not None:

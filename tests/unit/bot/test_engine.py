@@ -1014,3 +1014,70 @@ async def test_replies_held_up_by_a_throttled_conversation_are_not_ready() -> No
     await h.settle()
     assert (h.pool.reply_backlog, h.pool.replies_settled, h.pool.replies_ready) == (0, 3, 0)
     await h.pool.stop(grace=1)
+
+
+class FlakyWindowReads(MemoryInbox):
+    """A window store that is down for its first ``failures`` reads (not an ``InboxError``:
+    a client library's own error, as a Redis outage raises)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def window_opened_at(self, page_id: str, psid: str) -> int | None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("window store unreachable")
+        return await super().window_opened_at(page_id, psid)
+
+
+async def test_a_reply_whose_window_read_fails_tries_again_instead_of_sticking(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router = Router()
+    router.on_read(lambda ctx: Reply.text("thanks for reading"))
+    h = Harness(
+        router,
+        inbox=FlakyWindowReads(failures=2),
+        reply_backoff_base_seconds=0.01,
+        reply_backoff_max_seconds=0.02,
+    )
+    await h.inbox.touch_window(PAGE, ALICE, now_ms() - 3600 * 1000)  # only the store knows it
+    await h.pool.start()
+    with caplog.at_level(logging.ERROR, logger="bot.outbox"):
+        await h.deliver(record(ALICE, read={"watermark": now_ms()}))
+        await h.settle()  # before the fix the reply stayed unsettled until a restart
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["thanks for reading"]  # once
+    assert h.sample("bot_reply_step_failures_total") == 2
+    assert (h.pool.reply_backlog, h.pool.replies_ready, h.pool.replies_settled) == (0, 0, 1)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages.count("reply step failed, trying again (1)") == 1
+
+
+class FailingSentMark(MemoryInbox):
+    """An inbox whose first "sent" mark raises something no retry expects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def update_replies(self, updates: Any) -> None:
+        if not self.failed and any(u.state is ReplyState.SENT for u in updates):
+            self.failed = True
+            raise RuntimeError("driver bug")
+        await super().update_replies(updates)
+
+
+async def test_a_step_that_fails_after_the_call_leaves_the_reply_to_its_echo() -> None:
+    h = Harness(inbox=FailingSentMark(), reply_echo_wait_seconds=DEADLINE)
+    await h.pool.start()
+    await h.deliver(record(ALICE))
+    await wait_for(lambda: h.sample("bot_reply_step_failures_total") == 1)
+    # The call went out: without its echo the reply would be sent again after the wait.
+    await h.deliver(echo_of(ALICE, h.send_api.metadata[0], "m_echo_1"))
+    await h.settle()
+    await h.pool.stop(grace=1)
+    assert len(h.send_api.sent) == 1
+    assert h.sample("bot_reply_settlements_total", outcome="echo") == 1
+    assert await h.inbox.unsettled_replies() == []
