@@ -35,6 +35,7 @@ from bot.lane import Lane
 from bot.metrics import BotMetrics
 from bot.outbox import ReplyOutbox
 from bot.processor import EventJob, EventProcessor
+from bot.retry import backoff_delay
 from bot.routing import Router
 from bot.send_api import SendApi
 from bot.settings import BotSettings
@@ -44,6 +45,7 @@ from bot.worker_limit import DEFAULT_LAG_TARGET_SECONDS, AdaptiveLimit, LagProbe
 logger = logging.getLogger("bot.engine")
 
 _RECENT_LIMIT = 10_000
+_FAILED_STEP_BACKOFF_CAP_SECONDS = 30.0
 
 
 class Engine:
@@ -74,6 +76,7 @@ class Engine:
             tracer = tracer.get_tracer("bot.workers")
         self._settings = settings
         self._inbox = inbox
+        self._metrics = metrics
         self._clock = clock
         self._replay_poll_seconds = replay_poll_seconds
         self._hold = settings.ordering_window_ms / 1000
@@ -251,7 +254,10 @@ class Engine:
             self._events.poke()
 
     async def _run_event(self, job: EventJob) -> float | None:
-        again = await self._processor.run(job)
+        try:
+            again = await self._processor.run(job)
+        except Exception:
+            again = self._after_failed_step(job)
         if again is None:
             self._completed += 1
             self._known.discard(job.stored.id)
@@ -260,6 +266,26 @@ class Engine:
                 if len(self._recent_done) > _RECENT_LIMIT:
                     self._recent_done.popitem(last=False)
         return again
+
+    def _after_failed_step(self, job: EventJob) -> float | None:
+        """An attempt raised outside the handler (a store down, a bug): the event tries again
+        after a back-off rather than waiting, unfinished, for the next restart. Once its
+        replies are committed it is finished: its handler never runs twice."""
+        job.failed_steps += 1
+        logger.exception(
+            "event step failed, %s (%d)",
+            "already committed" if job.committed else "trying again",
+            job.failed_steps,
+            extra={"log_type": "worker", "event_id": job.stored.id},
+        )
+        self._metrics.step_failures.labels(lane="events").inc()
+        if job.committed:
+            return None
+        return self._clock() + backoff_delay(
+            job.failed_steps,
+            base=self._settings.handler_backoff_base_seconds,
+            cap=_FAILED_STEP_BACKOFF_CAP_SECONDS,
+        )
 
     async def _poll_replays(self) -> None:
         # The inbox gauges are refreshed at scrape time by the edge, not here.

@@ -40,6 +40,7 @@ REJECT_REASONS = (
 EDGE_CLOSE_REASONS = ("header_too_large", "header_timeout", "body_timeout", "evicted", "refused")
 # Admission control (bot/admission.py): why a webhook POST got a fast 503.
 REFUSE_REASONS = ("overloaded",)
+ENGINE_LANES = ("events", "outbox")
 TIMESTAMP_FIXES = tuple(fix.value for fix in TimeFix)
 PROCESS_OUTCOMES = ("handled", "unhandled", "failed", "dead_lettered")
 # Graph error codes we name; anything else is "other". "none" is success, "network" and
@@ -307,10 +308,11 @@ class BotMetrics:
             "Replies dead-lettered as undeliverable (refused, or Graph down past the deadline).",
             registry=registry,
         )
-        self.reply_step_failures = Counter(
-            "bot_reply_step_failures_total",
-            "Outbox steps that raised unexpectedly (a window store down, a bug); the reply "
-            "stays unsettled and tries again after a back-off.",
+        self.step_failures = Counter(
+            "bot_step_failures_total",
+            "Engine steps that raised unexpectedly (a store down, a bug), by lane (events, "
+            "outbox); the event or reply stays live and tries again after a back-off.",
+            ["lane"],
             registry=registry,
         )
         self.inbox_write_retries = Counter(
@@ -404,6 +406,8 @@ class BotMetrics:
             self.replies_settled.labels(state=state)
         for write in INBOX_WRITES:
             self.inbox_write_retries.labels(write=write)
+        for lane in ENGINE_LANES:
+            self.step_failures.labels(lane=lane)
         for result in REPLY_SLO_RESULTS:
             self.reply_slo_events.labels(result=result)
         for outcome in SHARD_CLAIM_OUTCOMES:

@@ -236,7 +236,7 @@ class ReplyOutbox:
             o.failed_steps,
             extra=_ids(o.reply, log_type="outbox"),
         )
-        self._metrics.reply_step_failures.inc()
+        self._metrics.step_failures.labels(lane="outbox").inc()
         now = self._clock()
         if o.state in _MAYBE_ON_THE_WIRE and o.echo_wait_until is None:
             o.echo_wait_until = now + self._echo_wait

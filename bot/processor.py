@@ -73,6 +73,7 @@ class EventJob:
     attempts: int = 0
     started: bool = False  # the first attempt began (its queue wait is observed)
     committed: bool = False  # its replies and done mark are stored
+    failed_steps: int = 0  # attempts that raised outside the handler (Engine retries them)
 
     @property
     def order(self) -> tuple[int, int]:

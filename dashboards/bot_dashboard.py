@@ -411,13 +411,19 @@ def _inbox() -> list[PanelBuilder]:
         timeseries(
             "Dead letters",
             "Events moved to the dead-letter store after their last failed attempt, by kind "
-            "(count per interval). Inspect with `messenger-bot dead-letters list`.",
+            "(count per interval). Inspect with `messenger-bot dead-letters list`. "
+            "\"step failed\": engine steps that raised outside a handler (a store down, a "
+            "bug; the log has the traceback): that work backs off and tries again.",
             "short",
             [
                 Target(
                     f"sum by (event_type) (increase(bot_dead_letters_total{sel()}[{RATE}]))",
                     "{{event_type}}",
-                )
+                ),
+                Target(
+                    f"sum by (lane) (increase(bot_step_failures_total{sel()}[{RATE}]))",
+                    "step failed: {{lane}}",
+                ),
             ],
             thresholds=((1.0, "orange"),),
             alerts=("BotDeadLetters",),

@@ -1049,7 +1049,7 @@ async def test_a_reply_whose_window_read_fails_tries_again_instead_of_sticking(
         await h.settle()  # before the fix the reply stayed unsettled until a restart
     await h.pool.stop(grace=1)
     assert h.texts() == ["thanks for reading"]  # once
-    assert h.sample("bot_reply_step_failures_total") == 2
+    assert h.sample("bot_step_failures_total", lane="outbox") == 2
     assert (h.pool.reply_backlog, h.pool.replies_ready, h.pool.replies_settled) == (0, 0, 1)
     messages = [record.getMessage() for record in caplog.records]
     assert messages.count("reply step failed, trying again (1)") == 1
@@ -1073,7 +1073,7 @@ async def test_a_step_that_fails_after_the_call_leaves_the_reply_to_its_echo() -
     h = Harness(inbox=FailingSentMark(), reply_echo_wait_seconds=DEADLINE)
     await h.pool.start()
     await h.deliver(record(ALICE))
-    await wait_for(lambda: h.sample("bot_reply_step_failures_total") == 1)
+    await wait_for(lambda: h.sample("bot_step_failures_total", lane="outbox") == 1)
     # The call went out: without its echo the reply would be sent again after the wait.
     await h.deliver(echo_of(ALICE, h.send_api.metadata[0], "m_echo_1"))
     await h.settle()
@@ -1081,3 +1081,29 @@ async def test_a_step_that_fails_after_the_call_leaves_the_reply_to_its_echo() -
     assert len(h.send_api.sent) == 1
     assert h.sample("bot_reply_settlements_total", outcome="echo") == 1
     assert await h.inbox.unsettled_replies() == []
+
+
+class BrokenFirstCommit(MemoryInbox):
+    """An inbox whose first handled-commit raises something no retry expects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = True
+
+    async def commit_handled(self, event_id: int, replies: Any, state: Any = None) -> Any:
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("driver bug")
+        return await super().commit_handled(event_id, replies, state)
+
+
+async def test_an_event_whose_attempt_raises_before_its_commit_tries_again() -> None:
+    h = Harness(inbox=BrokenFirstCommit(), handler_backoff_base_seconds=0.01)
+    await h.pool.start()
+    await h.deliver(record(ALICE, text="hello"))
+    await h.settle()  # before, the event stayed pending (and unanswered) until a restart
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["You said: hello"]
+    assert h.sample("bot_step_failures_total", lane="events") == 1
+    assert h.pool.completed == 1
+    assert await h.inbox.pending() == []
