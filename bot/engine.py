@@ -11,8 +11,9 @@ events run one at a time per sender in ``(timestamp_ms, id)`` order, each held f
 ``ORDERING_WINDOW_MS`` after receipt, through ``EventProcessor`` (decode, route, commit); the
 committed replies leave through ``ReplyOutbox``, one at a time per conversation. How many
 events run at once follows the event loop's lag and the acks' durations
-(``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY``: acks come first, but the
-backlog keeps moving at any offered rate. While the edge refuses a flood's excess
+(``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY`` (``WORKER_CATCH_UP_CONCURRENCY``
+while the workers fall behind a load the core can carry): acks come first, but the backlog
+keeps moving at any offered rate. While the edge refuses a flood's excess
 (``bot.edge_admission``) the acks' durations no longer count and at least half of
 ``WORKER_CONCURRENCY`` run.
 """
@@ -40,7 +41,12 @@ from bot.routing import Router
 from bot.send_api import SendApi
 from bot.settings import BotSettings
 from bot.window_cache import WindowCache
-from bot.worker_limit import DEFAULT_LAG_TARGET_SECONDS, AdaptiveLimit, LagProbe
+from bot.worker_limit import (
+    DEFAULT_LAG_TARGET_SECONDS,
+    DEMAND_SAMPLE_TICKS,
+    AdaptiveLimit,
+    LagProbe,
+)
 
 logger = logging.getLogger("bot.engine")
 
@@ -105,11 +111,15 @@ class Engine:
         self._limit = AdaptiveLimit(
             concurrency,
             floor=min(settings.worker_min_concurrency, concurrency),
+            catch_up_floor=settings.worker_catch_up_concurrency,
             lag_target=lag_target or 0.0,
             ack_margin=settings.ack_budget_seconds,
         )
         self._probe = LagProbe(self._on_lag) if lag_target else None
         self._slowest_ack, self._fastest_ack = 0.0, math.inf  # since the last probe tick
+        # Demand since the last sample (AdaptiveLimit.sample_demand).
+        self._ticks = self._held_back_ticks = 0
+        self._arrived = self._arrived_before = self._completed_before = 0
         self._events: Lane[EventJob] = Lane(
             run=self._run_event,
             order=lambda job: job.order,
@@ -210,6 +220,7 @@ class Engine:
             if event is None or event.id in self._known or event.id in self._recent_done:
                 continue
             self._known.add(event.id)
+            self._arrived += 1
             # Events without a conversation have nothing to be ordered against.
             key = (event.page_id, event.sender_key) if event.sender_key else event.id
             job = EventJob(event, attempts=event.attempts)
@@ -247,10 +258,23 @@ class Engine:
             self._fastest_ack = seconds
 
     def _on_lag(self, lag: float) -> None:
-        before = self._limit.value
+        limit = self._limit
+        before = limit.value
         slowest, fastest = self._slowest_ack, self._fastest_ack
         self._slowest_ack, self._fastest_ack = 0.0, math.inf
-        if self._limit.observe(lag, slowest, fastest) > before:
+        limit.observe(lag, slowest, fastest)
+        if len(self._events) > limit.value and self._events.active >= limit.value:
+            self._held_back_ticks += 1
+        self._ticks += 1
+        if self._ticks >= DEMAND_SAMPLE_TICKS:
+            limit.sample_demand(
+                arrived=self._arrived - self._arrived_before,
+                finished=self._completed - self._completed_before,
+                binding=self._held_back_ticks * 2 > self._ticks,
+            )
+            self._arrived_before, self._completed_before = self._arrived, self._completed
+            self._ticks = self._held_back_ticks = 0
+        if limit.value > before:
             self._events.poke()
 
     async def _run_event(self, job: EventJob) -> float | None:

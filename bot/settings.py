@@ -127,7 +127,7 @@ class BotSettings(BaseSettings):
     # Replies leaving at once, across conversations (one conversation sends in order).
     # Each reply waits for two group commits and its Graph call, so under load one takes tens
     # of milliseconds: 64 at once capped a loaded core at about 1,100-1,300 replies/s, 256
-    # leaves the cap to the CPU (measured: bench/README.md, "2026-11-30 night").
+    # leaves the cap to the CPU (measured: bench/README.md, "2026-11-30 at 22:00").
     outbox_concurrency: int = Field(default=256, ge=1, alias="OUTBOX_CONCURRENCY")
     # While Graph fails transiently a reply waits with capped back-off until this many seconds
     # after its commit; unset: for as long as the user's messaging window stays open.
@@ -146,10 +146,18 @@ class BotSettings(BaseSettings):
     # Events in progress never drop below this while the event loop lags (acks first, but
     # the backlog keeps moving). Near full load the loop lags most of the time, so this is
     # what runs then: an event in progress mostly waits about 13 ms for its commit, so 16
-    # carry about 1,200-1,350 events/s on the bench's core. 24-28 carried 1,500-1,700/s but
-    # put the 4,000/s flood's p99 answer at 3.5-6.7 s instead of under 1 s (bench/README.md,
-    # "2026-11-30 late evening").
+    # carry about 1,200-1,350 events/s on the bench's core. 24-28 carried 1,500-1,700/s but,
+    # as a fixed floor, put the 4,000/s flood's p99 answer at 3.5-6.7 s instead of under 1 s
+    # (bench/README.md, "2026-11-30 late evening"): hence the catch-up floor below.
     worker_min_concurrency: int = Field(default=16, ge=1, alias="WORKER_MIN_CONCURRENCY")
+    # The floor while the workers fall behind a load the core could carry (arrivals under
+    # 1.5x what finishes, no refusal for 10 s; bot.worker_limit): at 1,800 events/s it kept
+    # the backlog bounded in runs where 16 let it grow to thousands, and the 4,000/s flood's
+    # answers stayed as fast (bench/README.md, "2026-11-30 at 22:00"). At most
+    # WORKER_MIN_CONCURRENCY turns it off.
+    worker_catch_up_concurrency: int = Field(
+        default=28, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY"
+    )
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the
     # disk's pace does not depend on how many events are in progress.

@@ -19,6 +19,16 @@ turnaround follows the loop's iterations. Measured at 4,000 POSTs/s over 64 conn
 (ceiling 64): a floor of 64, or twice the lag target, put the p99 of every answer at 1-6 s;
 32 gave ~775 replies/s at a p99 of 0.25-0.3 s, 16 ~650 replies/s at 0.1 s.
 
+Near full load a busy loop lags most of the time, so the limit sits at ``floor`` and the floor
+sets the pace; when that pace is a little under the arrival rate the backlog grows although
+the core could carry the load with a few more events in progress. ``sample_demand`` tells
+that case from a flood: the limit held work back for most of the last period, fewer than
+``CATCH_UP_RATIO`` times as many events arrived as finished, and nothing was refused for
+``CALM_SAMPLES`` periods. Then the floor is ``catch_up_floor`` until the next period says
+otherwise. A flood is either far above the finishing rate or, once the edge refuses, admitted
+only as fast as it drains: both keep the lower floor, so its answers stay fast (the flood's
+ramp, before refusals start, is what a higher floor made slow).
+
 >>> limit = AdaptiveLimit(64, lag_target=0.002, ack_margin=0.010)
 >>> limit.observe(0.020), limit.observe(0.0, slowest_ack=0.030, fastest_ack=0.003)
 (32, 16)
@@ -30,6 +40,19 @@ turnaround follows the loop's iterations. Measured at 4,000 POSTs/s over 64 conn
 (32, 32, False)
 >>> limit.observe(0.020)
 16
+>>> behind = AdaptiveLimit(64, floor=16, catch_up_floor=28)
+>>> behind.observe(0.020), behind.observe(0.020), behind.observe(0.020)
+(32, 16, 16)
+>>> behind.sample_demand(arrived=900, finished=800, binding=True), behind.value
+(True, 28)
+>>> behind.observe(0.020), behind.sample_demand(arrived=2000, finished=800, binding=True)
+(28, False)
+>>> behind.hold(True), behind.hold(False), behind.observe(0.020), behind.observe(0.020)
+(True, False, 16, 16)
+>>> any(behind.sample_demand(arrived=900, finished=800, binding=True) for _ in range(CALM_SAMPLES))
+False
+>>> behind.sample_demand(arrived=900, finished=800, binding=True)
+True
 """
 
 from __future__ import annotations
@@ -45,6 +68,14 @@ from collections.abc import Callable
 DEFAULT_LAG_TARGET_SECONDS = 0.002
 # How much slower than the fastest recent ack an ack may be (the project's p99 target is 50 ms).
 DEFAULT_ACK_MARGIN_SECONDS = 0.010
+# The catch-up floor applies while fewer than this many times as many events arrive as finish:
+# measured at 1,700-1,900 events/s against a floor that carried ~1,300/s, the ratio stayed
+# under 1.4; the 4,000/s flood probe arrives at about twice the finishing rate.
+CATCH_UP_RATIO = 1.5
+# ...and only after this many demand samples without a refusal (see DEMAND_SAMPLE_TICKS).
+CALM_SAMPLES = 20
+# Probe ticks per demand sample (half a second at the default probe interval).
+DEMAND_SAMPLE_TICKS = 100
 # The fastest ack is remembered over this many probe ticks (about two seconds).
 _BASELINE_TICKS = 400
 DEFAULT_PROBE_INTERVAL_SECONDS = 0.005
@@ -60,6 +91,7 @@ class AdaptiveLimit:
         *,
         floor: int = 0,
         overload_floor: int | None = None,
+        catch_up_floor: int = 0,
         lag_target: float = DEFAULT_LAG_TARGET_SECONDS,
         ack_margin: float = DEFAULT_ACK_MARGIN_SECONDS,
     ) -> None:
@@ -68,6 +100,11 @@ class AdaptiveLimit:
         top = self.ceiling // 2 if overload_floor is None else overload_floor
         self.overload_floor = max(self.floor, min(top, self.ceiling))
         self.overloaded = False
+        # At most the ceiling; at most the floor turns catching up off.
+        self.catch_up_floor = min(catch_up_floor, self.ceiling)
+        self.catching_up = False
+        # Demand samples since the edge last refused (a fresh start counts as calm).
+        self._calm_samples = CALM_SAMPLES
         self.lag_target = lag_target
         self.ack_margin = ack_margin
         self.value = self.ceiling
@@ -82,7 +119,7 @@ class AdaptiveLimit:
         baseline = min(self._block_fastest, fastest_ack, *self._blocks)
         self._remember(fastest_ack)
         excess = slowest_ack - baseline if slowest_ack else 0.0
-        floor = self.floor
+        floor = self.catch_up_floor if self.catching_up else self.floor
         if self.overloaded:
             # Refused POSTs are cheap 503s and the few accepted ones wait behind a loaded
             # commit anyway: only the loop's responsiveness (the refusals' turnaround) counts.
@@ -98,10 +135,32 @@ class AdaptiveLimit:
         """Say whether the edge is refusing POSTs; returns True when the limit rose to
         ``overload_floor`` (more events may start now)."""
         self.overloaded = overloaded
+        if overloaded:
+            self._calm_samples = 0
+            self.catching_up = False
         if overloaded and self.value < self.overload_floor:
             self.value = self.overload_floor
             return True
         return False
+
+    def sample_demand(self, *, arrived: int, finished: int, binding: bool) -> bool:
+        """Feed one demand sample (every ``DEMAND_SAMPLE_TICKS`` probe ticks): events that
+        arrived and finished since the last one, and whether the limit held work back (events
+        waiting beyond it for most of the period). Returns whether the limit is catching up;
+        when it starts to, the limit rises to ``catch_up_floor`` at once."""
+        if self.overloaded:
+            self._calm_samples = 0
+        else:
+            self._calm_samples += 1
+        self.catching_up = (
+            self.catch_up_floor > self.floor
+            and self._calm_samples > CALM_SAMPLES
+            and binding
+            and arrived < CATCH_UP_RATIO * max(finished, 1)
+        )
+        if self.catching_up and self.value < self.catch_up_floor:
+            self.value = self.catch_up_floor
+        return self.catching_up
 
     def _remember(self, fastest_ack: float) -> None:
         self._block_fastest = min(self._block_fastest, fastest_ack)

@@ -43,6 +43,7 @@ from bot.routing import Context, Reply, Router
 from bot.send_api import HttpSendApi, SendResult
 from bot.settings import BotSettings
 from bot.testing import RecordingSendApi, SentCall
+from bot.worker_limit import DEMAND_SAMPLE_TICKS
 from tests.polling import eventually
 
 PAGE = "104501234567890"
@@ -1107,3 +1108,32 @@ async def test_an_event_whose_attempt_raises_before_its_commit_tries_again() -> 
     assert h.sample("bot_step_failures_total", lane="events") == 1
     assert h.pool.completed == 1
     assert await h.inbox.pending() == []
+
+
+async def test_a_backlog_the_floor_holds_back_drains_at_the_catch_up_floor() -> None:
+    release = asyncio.Event()
+
+    async def slow(ctx: Context) -> Reply:
+        await release.wait()
+        return Reply.text("done")
+
+    router = Router()
+    router.on_text(slow)
+    h = Harness(
+        router, worker_concurrency=8, worker_min_concurrency=2, worker_catch_up_concurrency=6
+    )
+    await h.pool.start()
+    h.pool._probe.stop()  # type: ignore[union-attr]  # the test plays the loop's lag itself
+    await h.deliver(*(record(f"50000000000000{n:02d}") for n in range(30)))
+    await wait_for(lambda: h.sample("bot_events_in_progress") == 8)
+    busy = 0.010  # every tick: a loop far past its 2 ms target
+    for _ in range(DEMAND_SAMPLE_TICKS):  # the burst arrives: nothing finished, a flood?
+        h.pool._on_lag(busy)
+    assert h.pool.limit == 2
+    for _ in range(DEMAND_SAMPLE_TICKS):  # no more arrivals, 28 waiting: catch up
+        h.pool._on_lag(busy)
+    assert h.sample("bot_worker_limit_events") == 6
+    release.set()
+    await h.settle()
+    assert len(h.texts()) == 30
+    await h.pool.stop(grace=1)

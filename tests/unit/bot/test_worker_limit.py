@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.worker_limit import AdaptiveLimit, LagProbe
+from bot.worker_limit import CALM_SAMPLES, AdaptiveLimit, LagProbe
 
 DEADLINE = 5.0
 
@@ -103,3 +103,48 @@ def test_while_the_edge_refuses_the_workers_keep_half_of_the_ceiling() -> None:
 def test_the_overload_floor_is_never_above_the_ceiling_nor_below_the_floor() -> None:
     assert AdaptiveLimit(8, floor=4).overload_floor == 4
     assert AdaptiveLimit(8, overload_floor=100).overload_floor == 8
+
+
+def lagging_at_the_floor(**kwargs: int) -> AdaptiveLimit:
+    limit = AdaptiveLimit(64, floor=16, lag_target=0.002, **kwargs)
+    while limit.value > 16:
+        limit.observe(0.005)  # a busy loop: every tick lags
+    return limit
+
+
+def test_behind_a_load_the_core_can_carry_the_floor_rises_to_catch_up() -> None:
+    limit = lagging_at_the_floor(catch_up_floor=28)
+    # 1,700 events/s arrive while 1,300/s finish: the floor holds the workers back.
+    assert limit.sample_demand(arrived=850, finished=650, binding=True)
+    assert limit.value == 28
+    assert min(limit.observe(0.005) for _ in range(10)) == 28  # lag halves to the new floor
+    # Caught up: nothing waits beyond the limit any more, and the floor is back.
+    assert not limit.sample_demand(arrived=850, finished=850, binding=False)
+    assert [limit.observe(0.005) for _ in range(2)] == [16, 16]
+
+
+def test_a_flood_keeps_the_low_floor() -> None:
+    limit = lagging_at_the_floor(catch_up_floor=28)
+    # 4,000/s against 1,300/s finishing: more events in progress would only slow the acks.
+    assert not limit.sample_demand(arrived=2000, finished=650, binding=True)
+    assert limit.value == 16
+
+
+def test_after_a_refusal_the_floor_stays_low_for_a_while() -> None:
+    limit = lagging_at_the_floor(catch_up_floor=28)
+    limit.hold(True)  # the edge refused: a flood admitted only as fast as it drains
+    limit.hold(False)
+    while limit.value > 16:
+        limit.observe(0.005)
+    demand = {"arrived": 700, "finished": 650, "binding": True}
+    assert not any(limit.sample_demand(**demand) for _ in range(CALM_SAMPLES))
+    assert limit.value == 16
+    assert limit.sample_demand(**demand)  # ten calm seconds later
+    assert limit.value == 28
+
+
+def test_a_catch_up_floor_at_or_below_the_floor_is_off() -> None:
+    limit = lagging_at_the_floor(catch_up_floor=16)
+    assert not limit.sample_demand(arrived=850, finished=650, binding=True)
+    assert limit.value == 16
+    assert AdaptiveLimit(8, catch_up_floor=28).catch_up_floor == 8  # never above the ceiling
