@@ -151,9 +151,10 @@ class BotSettings(BaseSettings):
     # (bench/README.md, "2026-11-30 late evening"): hence the catch-up floor below.
     worker_min_concurrency: int = Field(default=16, ge=1, alias="WORKER_MIN_CONCURRENCY")
     # The floor while the workers fall behind a load the core could carry (arrivals under
-    # 1.5x what finishes, no refusal for 10 s; bot.worker_limit): at 1,800 events/s it kept
-    # the backlog bounded in runs where 16 let it grow to thousands, and the 4,000/s flood's
-    # answers stayed as fast (bench/README.md, "2026-11-30 at 22:00"). At most
+    # 1.5x what finishes, no refusal for 10 s; bot.worker_limit): offered 1,900 events/s it
+    # replied 1,892-1,938/s and refused nothing, where 16 alone fell to 1,134-1,354/s and
+    # refused thousands; the 4,000/s flood's answers stayed as fast; the p99 ack near
+    # capacity sometimes passed 50 ms (bench/README.md, "2026-11-30 at 22:00"). At most
     # WORKER_MIN_CONCURRENCY turns it off.
     worker_catch_up_concurrency: int = Field(
         default=28, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY"
