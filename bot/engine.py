@@ -11,11 +11,11 @@ events run one at a time per sender in ``(timestamp_ms, id)`` order, each held f
 ``ORDERING_WINDOW_MS`` after receipt, through ``EventProcessor`` (decode, route, commit); the
 committed replies leave through ``ReplyOutbox``, one at a time per conversation. How many
 events run at once follows the event loop's lag and the acks' durations
-(``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY`` (``WORKER_CATCH_UP_CONCURRENCY``
-while the workers fall behind a load the core can carry): acks come first, but the backlog
-keeps moving at any offered rate. While the edge refuses a flood's excess
-(``bot.edge_admission``) the acks' durations no longer count and at least half of
-``WORKER_CONCURRENCY`` run.
+(``bot.worker_limit``), never below ``WORKER_MIN_CONCURRENCY`` (opt-in,
+``WORKER_CATCH_UP_CONCURRENCY`` while the workers fall behind a load the core can carry):
+acks come first, but the backlog keeps moving at any offered rate. While the edge refuses a
+flood's excess (``bot.edge_admission``) the acks' durations no longer count and at least half
+of ``WORKER_CONCURRENCY`` run.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from bot.send_api import SendApi
 from bot.settings import BotSettings
 from bot.window_cache import WindowCache
 from bot.worker_limit import (
+    CATCH_UP_ACK_SECONDS,
     DEFAULT_LAG_TARGET_SECONDS,
     DEMAND_SAMPLE_TICKS,
     AdaptiveLimit,
@@ -120,6 +121,7 @@ class Engine:
         # Demand since the last sample (AdaptiveLimit.sample_demand).
         self._ticks = self._held_back_ticks = 0
         self._arrived = self._arrived_before = self._completed_before = 0
+        self._acks = self._slow_acks = 0
         self._events: Lane[EventJob] = Lane(
             run=self._run_event,
             order=lambda job: job.order,
@@ -250,8 +252,12 @@ class Engine:
         await self._outbox.stop(max(0.0, deadline - time.monotonic()))
         self._known.clear()
 
-    def note_ack(self, seconds: float) -> None:
-        """The edge reports each ack's duration: slow acks make the workers back off."""
+    def note_ack(self, seconds: float, total: float = 0.0) -> None:
+        """The edge reports each ack's duration: slow acks make the workers back off
+        (``seconds``, the commit wait left out), and stop their catching up (``total``)."""
+        self._acks += 1
+        if total > CATCH_UP_ACK_SECONDS:
+            self._slow_acks += 1
         if seconds > self._slowest_ack:
             self._slowest_ack = seconds
         if seconds < self._fastest_ack:
@@ -271,9 +277,11 @@ class Engine:
                 arrived=self._arrived - self._arrived_before,
                 finished=self._completed - self._completed_before,
                 binding=self._held_back_ticks * 2 > self._ticks,
+                acks=self._acks,
+                slow_acks=self._slow_acks,
             )
             self._arrived_before, self._completed_before = self._arrived, self._completed
-            self._ticks = self._held_back_ticks = 0
+            self._ticks = self._held_back_ticks = self._acks = self._slow_acks = 0
         if limit.value > before:
             self._events.poke()
 

@@ -148,16 +148,18 @@ class BotSettings(BaseSettings):
     # what runs then: an event in progress mostly waits about 13 ms for its commit, so 16
     # carry about 1,200-1,350 events/s on the bench's core. 24-28 carried 1,500-1,700/s but,
     # as a fixed floor, put the 4,000/s flood's p99 answer at 3.5-6.7 s instead of under 1 s
-    # (bench/README.md, "2026-11-30 late evening"): hence the catch-up floor below.
+    # (bench/README.md, "2026-11-30 late evening"); see the catch-up floor below.
     worker_min_concurrency: int = Field(default=16, ge=1, alias="WORKER_MIN_CONCURRENCY")
-    # The floor while the workers fall behind a load the core could carry (arrivals under
-    # 1.5x what finishes, no refusal for 10 s; bot.worker_limit): offered 1,900 events/s it
-    # replied 1,892-1,938/s and refused nothing, where 16 alone fell to 1,134-1,354/s and
-    # refused thousands; the 4,000/s flood's answers stayed as fast; the p99 ack near
-    # capacity sometimes passed 50 ms (bench/README.md, "2026-11-30 at 22:00"). At most
-    # WORKER_MIN_CONCURRENCY turns it off.
+    # Opt-in: the floor while the workers fall behind a load the core could carry (the limit
+    # full, arrivals under 1.5x what finishes, no refusal for 10 s, acks not slow;
+    # bot.worker_limit). 28 on the bench's core: offered 1,900 events/s while the core was
+    # fast it replied 1,892-1,938/s where 16 alone fell to 1,134-1,354/s and refused
+    # thousands, and the 4,000/s flood's answers stayed as fast; but while the core was slow
+    # it gained little and put the p99 ack near capacity at 43-126 ms instead of 33-51 ms
+    # (bench/README.md, "2026-11-30 at 22:00"). Off by default: the acks' 50 ms target
+    # comes first. At most WORKER_MIN_CONCURRENCY (0, the default) turns it off.
     worker_catch_up_concurrency: int = Field(
-        default=28, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY"
+        default=0, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY"
     )
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the

@@ -253,8 +253,8 @@ class _FeedOnlySink:
     def submit(self, events: list[StoredEvent]) -> None:
         """Stored is all the edge does: the shard's owner (maybe another replica) runs them."""
 
-    def note_ack(self, seconds: float) -> None:
-        self._engine.note_ack(seconds)
+    def note_ack(self, seconds: float, total: float) -> None:
+        self._engine.note_ack(seconds, total)
 
     @property
     def running(self) -> bool:

@@ -50,9 +50,10 @@ class EventSink(Protocol):
 
     def submit(self, events: list[StoredEvent]) -> None: ...
 
-    def note_ack(self, seconds: float) -> None:
-        """How long a ``POST /webhook`` took to answer, its commit wait left out (the
-        workers yield to acks the event loop made slow)."""
+    def note_ack(self, seconds: float, total: float) -> None:
+        """How long a ``POST /webhook`` took to answer: ``seconds`` with its commit wait left
+        out (the workers yield to acks the event loop made slow), ``total`` all of it (the
+        workers catch up on a backlog only while acks stay fast)."""
 
     @property
     def running(self) -> bool: ...
@@ -232,7 +233,8 @@ class WebhookEdge:
             # The workers yield to acks the loop made slow. The commit's own wait (the disk,
             # and its jitter when other processes write) is left out: fewer events in
             # progress cannot shorten it, and counting it pinned the workers to their floor.
-            self.pool.note_ack(time.perf_counter() - start - (committed - enqueued))
+            total = time.perf_counter() - start
+            self.pool.note_ack(total - (committed - enqueued), total)
         return status
 
     async def _enqueue(self, records: list[InboxRecord]) -> list[StoredEvent | None] | None:

@@ -23,11 +23,13 @@ Near full load a busy loop lags most of the time, so the limit sits at ``floor``
 sets the pace; when that pace is a little under the arrival rate the backlog grows although
 the core could carry the load with a few more events in progress. ``sample_demand`` tells
 that case from a flood: the limit held work back for most of the last period, fewer than
-``CATCH_UP_RATIO`` times as many events arrived as finished, and nothing was refused for
-``CALM_SAMPLES`` periods. Then the floor is ``catch_up_floor`` until the next period says
-otherwise. A flood is either far above the finishing rate or, once the edge refuses, admitted
-only as fast as it drains: both keep the lower floor, so its answers stay fast (the flood's
-ramp, before refusals start, is what a higher floor made slow).
+``CATCH_UP_RATIO`` times as many events arrived as finished, nothing was refused for
+``CALM_SAMPLES`` periods, and acks were not slow. Then the floor is ``catch_up_floor`` (0,
+off, unless set) until the next period says otherwise. A flood is either far above the
+finishing rate or, once the edge refuses, admitted only as fast as it drains: both keep the
+lower floor, so its answers stay fast (the flood's ramp, before refusals start, is what a
+higher floor made slow). The price is ack time near full load: more events in progress
+lengthen the loop's iterations.
 
 >>> limit = AdaptiveLimit(64, lag_target=0.002, ack_margin=0.010)
 >>> limit.observe(0.020), limit.observe(0.0, slowest_ack=0.030, fastest_ack=0.003)
@@ -74,6 +76,11 @@ DEFAULT_ACK_MARGIN_SECONDS = 0.010
 CATCH_UP_RATIO = 1.5
 # ...and only after this many demand samples without a refusal (see DEMAND_SAMPLE_TICKS).
 CALM_SAMPLES = 20
+# ...and only while at most CATCH_UP_SLOW_ACK_SHARE of the period's acks took longer than
+# CATCH_UP_ACK_SECONDS, commit included: a safety net for a flood taken for a steady load.
+# Set at 25 ms it stopped every catch-up on a busy core, and so every gain.
+CATCH_UP_ACK_SECONDS = 0.1
+CATCH_UP_SLOW_ACK_SHARE = 0.01
 # Probe ticks per demand sample (half a second at the default probe interval).
 DEMAND_SAMPLE_TICKS = 100
 # The fastest ack is remembered over this many probe ticks (about two seconds).
@@ -143,10 +150,13 @@ class AdaptiveLimit:
             return True
         return False
 
-    def sample_demand(self, *, arrived: int, finished: int, binding: bool) -> bool:
+    def sample_demand(
+        self, *, arrived: int, finished: int, binding: bool, acks: int = 0, slow_acks: int = 0
+    ) -> bool:
         """Feed one demand sample (every ``DEMAND_SAMPLE_TICKS`` probe ticks): events that
-        arrived and finished since the last one, and whether the limit held work back (events
-        waiting beyond it for most of the period). Returns whether the limit is catching up;
+        arrived and finished since the last one, whether the limit held work back (events
+        waiting beyond it for most of the period), and how many acks there were and how many
+        of them took over ``CATCH_UP_ACK_SECONDS``. Returns whether the limit is catching up;
         when it starts to, the limit rises to ``catch_up_floor`` at once."""
         if self.overloaded:
             self._calm_samples = 0
@@ -157,6 +167,7 @@ class AdaptiveLimit:
             and self._calm_samples > CALM_SAMPLES
             and binding
             and arrived < CATCH_UP_RATIO * max(finished, 1)
+            and slow_acks <= CATCH_UP_SLOW_ACK_SHARE * acks
         )
         if self.catching_up and self.value < self.catch_up_floor:
             self.value = self.catch_up_floor

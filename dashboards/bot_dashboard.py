@@ -341,8 +341,8 @@ def _inbox() -> list[PanelBuilder]:
             "Events stored and not yet processed; events in progress (in their handler or "
             "waiting for their commit) against the adaptive worker limit, and those inside "
             "their handler right now. In progress pinned at the limit while pending grows: "
-            "the limit, not the CPU, sets the pace (WORKER_MIN_CONCURRENCY under load, "
-            "WORKER_CATCH_UP_CONCURRENCY while it falls behind a steady load).",
+            "the limit, not the CPU, sets the pace (WORKER_MIN_CONCURRENCY under load; "
+            "WORKER_CATCH_UP_CONCURRENCY, if set, while it falls behind a steady load).",
             "short",
             [
                 Target(f"sum(bot_inbox_pending_events{sel()})", "pending"),

@@ -39,7 +39,7 @@ class EngineProbe:
         self.calls.append(f"submit {len(events)}")
         self.submitted += events
 
-    def note_ack(self, seconds: float) -> None: ...
+    def note_ack(self, seconds: float, total: float) -> None: ...
 
 
 @dataclass

@@ -148,3 +148,17 @@ def test_a_catch_up_floor_at_or_below_the_floor_is_off() -> None:
     assert not limit.sample_demand(arrived=850, finished=650, binding=True)
     assert limit.value == 16
     assert AdaptiveLimit(8, catch_up_floor=28).catch_up_floor == 8  # never above the ceiling
+
+
+def test_slow_acks_stop_the_catch_up() -> None:
+    limit = lagging_at_the_floor(catch_up_floor=28)
+    steady = {"arrived": 850, "finished": 650, "binding": True}
+    assert not limit.sample_demand(**steady, acks=850, slow_acks=20)  # 2 % over 100 ms
+    assert limit.value == 16
+    assert limit.sample_demand(**steady, acks=850, slow_acks=5)
+
+
+def test_catching_up_is_off_unless_asked_for() -> None:
+    limit = lagging_at_the_floor()
+    assert not limit.sample_demand(arrived=850, finished=650, binding=True)
+    assert limit.value == 16
