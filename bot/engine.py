@@ -269,6 +269,12 @@ class Engine:
         slowest, fastest = self._slowest_ack, self._fastest_ack
         self._slowest_ack, self._fastest_ack = 0.0, math.inf
         limit.observe(lag, slowest, fastest)
+        if limit.can_catch_up:
+            self._sample_demand(limit)
+        if limit.value > before:
+            self._events.poke()
+
+    def _sample_demand(self, limit: AdaptiveLimit) -> None:
         if len(self._events) > limit.value and self._events.active >= limit.value:
             self._held_back_ticks += 1
         self._ticks += 1
@@ -282,8 +288,6 @@ class Engine:
             )
             self._arrived_before, self._completed_before = self._arrived, self._completed
             self._ticks = self._held_back_ticks = self._acks = self._slow_acks = 0
-        if limit.value > before:
-            self._events.poke()
 
     async def _run_event(self, job: EventJob) -> float | None:
         try:

@@ -127,7 +127,7 @@ class BotSettings(BaseSettings):
     # Replies leaving at once, across conversations (one conversation sends in order).
     # Each reply waits for two group commits and its Graph call, so under load one takes tens
     # of milliseconds: 64 at once capped a loaded core at about 1,100-1,300 replies/s, 256
-    # leaves the cap to the CPU (measured: bench/README.md, "2026-11-30 at 22:00").
+    # leaves the cap to the CPU (measured: bench/README.md, "2026-11-30 night").
     outbox_concurrency: int = Field(default=256, ge=1, alias="OUTBOX_CONCURRENCY")
     # While Graph fails transiently a reply waits with capped back-off until this many seconds
     # after its commit; unset: for as long as the user's messaging window stays open.

@@ -150,6 +150,11 @@ class AdaptiveLimit:
             return True
         return False
 
+    @property
+    def can_catch_up(self) -> bool:
+        """Whether a catch-up floor is set (above the floor); demand samples matter only then."""
+        return self.catch_up_floor > self.floor
+
     def sample_demand(
         self, *, arrived: int, finished: int, binding: bool, acks: int = 0, slow_acks: int = 0
     ) -> bool:
@@ -163,7 +168,7 @@ class AdaptiveLimit:
         else:
             self._calm_samples += 1
         self.catching_up = (
-            self.catch_up_floor > self.floor
+            self.can_catch_up
             and self._calm_samples > CALM_SAMPLES
             and binding
             and arrived < CATCH_UP_RATIO * max(finished, 1)
