@@ -9,10 +9,10 @@ with the stub and the open-loop generator on core 1, every step on a fresh recei
    refuses the excess with fast 503s), how many POSTs were refused, and how long the acked
    backlog takes to drain afterwards;
 2. sustain steps at fixed rates, starting at 0.9x that reply rate (at least ``START_RATE``),
-   growing 1.6x after a pass and bisecting after a miss. A step passes when every POST was
-   acked, the backlog (events sent minus distinct replies at the stub) is under half a second
-   of traffic when the load stops, every reply arrives within ``DRAIN_SECONDS`` after, and
-   none twice. The best passing rate is the result.
+   growing 1.6x after a pass and bisecting after a miss, the two receivers taking turns. A
+   step passes when every POST was acked, the backlog (events sent minus distinct replies at
+   the stub) is under half a second of traffic when the load stops, every reply arrives
+   within ``DRAIN_SECONDS`` after, and none twice. The best passing rate is the result.
 
 Targets (bot issue): bot sustained >= 2x Express's, with the bot's p99 ack < 50 ms; in the
 overload probe the bot replies at >= 0.8x its own sustained rate, its 2xx p99 ack stays under
@@ -216,28 +216,59 @@ def next_rate(rate: float, passed: list[float], missed: list[float]) -> float | 
     return (low + high) / 2
 
 
+@dataclass
+class _Search:
+    """One receiver's sustain search: the rate to try next and the steps so far."""
+
+    rate: float | None
+    steps: list[Step]
+
+    def record(self, step: Step) -> None:
+        self.steps.append(step)
+        passed = [s.rate for s in self.steps if s.passed]
+        missed = [s.rate for s in self.steps if not s.passed]
+        self.rate = next_rate(step.rate, passed, missed)
+
+    @property
+    def best(self) -> Step | None:
+        return max((s for s in self.steps if s.passed), key=lambda s: s.rate, default=None)
+
+
 def measure(
-    run: Run, name: str, fresh_step: Callable[[Run, str, float, float], Step] | None = None
-) -> dict[str, Any]:
-    """The overload probe, then the sustain search; ``fresh_step`` runs one step (another
-    phase may bring its own receivers, e.g. ``bench.replicas``)."""
+    run: Run,
+    names: Sequence[str],
+    fresh_step: Callable[[Run, str, float, float], Step] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each receiver's overload probe, then their sustain searches, one step of each in turn
+    (``fresh_step`` runs one step: another phase may bring its own receivers, e.g.
+    ``bench.replicas``).
+
+    Taking turns matters for the ratio: this VM's speed drifts by a third or more within a
+    minute, and two searches run one after the other compared different machines.
+    """
     step = fresh_step or _fresh_step
-    probe = step(run, name, run.probe_rate, run.probe_seconds)
-    rate: float | None = max(0.9 * probe.reply_rate, START_RATE)
-    steps: list[Step] = []
-    while rate is not None and len(steps) < run.search_steps:
-        steps.append(step(run, name, rate, run.seconds))
-        passed = [s.rate for s in steps if s.passed]
-        missed = [s.rate for s in steps if not s.passed]
-        rate = next_rate(rate, passed, missed)
-    passing = [s for s in steps if s.passed]
-    best = max(passing, key=lambda s: s.rate) if passing else None
-    return {"probe": probe, "steps": steps, "best": best}
+    probes = {name: step(run, name, run.probe_rate, run.probe_seconds) for name in names}
+    searches = {
+        name: _Search(max(0.9 * probe.reply_rate, START_RATE), []) for name, probe in probes.items()
+    }
+
+    def searching(search: _Search) -> bool:
+        return search.rate is not None and len(search.steps) < run.search_steps
+
+    while any(searching(search) for search in searches.values()):
+        for name, search in searches.items():
+            if searching(search):
+                assert search.rate is not None
+                search.record(step(run, name, search.rate, run.seconds))
+    return {
+        name: {"probe": probes[name], "steps": search.steps, "best": search.best}
+        for name, search in searches.items()
+    }
 
 
 def run_e2e(run: Run) -> dict[str, Any]:
     print("\n## End to end", flush=True)
-    found = {name: measure(run, name) for name in ("express", "bot")}
+    found = measure(run, ("express", "bot"))
     rows: list[list[object]] = []
     for name, res in found.items():
         for label, step in [("overload probe", res["probe"])] + [

@@ -145,7 +145,7 @@ class _Phase:
 def run_replicas(run: Run) -> dict[str, Any]:
     print("\n## Replicas (Redis + HAProxy) against the SQLite process", flush=True)
     phase = _Phase()
-    found = {name: measure(run, name, phase.step) for name in CONFIGS}
+    found = measure(run, CONFIGS, phase.step)
     rows: list[list[object]] = []
     for name, res in found.items():
         labelled = [("overload probe", res["probe"]), *(("sustain", s) for s in res["steps"])]

@@ -9,12 +9,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bench.e2e import analyse, next_rate
+from bench.e2e import Step, analyse, measure, next_rate
 from bench.events import APP_SECRET, signed_text_event
 from bench.openloop import response_length
 from bench.procs import BenchError
 from bench.receivers import create_bare_app
-from bench.runner import openloop_command
+from bench.runner import Run, openloop_command
 from bench.send_stub import StubState, _batch_items, _decode_call
 from bench.stats import percentile, table
 from bench.wrk import parse_wrk_output
@@ -122,3 +122,39 @@ def test_the_generator_sends_exactly_the_bodies_a_step_writes_for_it() -> None:
     cmd = openloop_command(8000, Path("bodies.txt"), rate, seconds, 64, 5.0)
     sent = int(float(cmd[cmd.index("--rate") + 1]) * float(cmd[cmd.index("--duration") + 1]))
     assert sent == int(rate * seconds) == 8950  # bench.e2e writes one body more than this
+
+
+def test_the_sustain_searches_take_turns_and_each_finds_its_own_capacity(tmp_path: Path) -> None:
+    capacity = {"express": 700.0, "bot": 1500.0}
+    calls: list[tuple[str, float]] = []
+
+    def fake_step(run: Run, name: str, rate: float, seconds: float) -> Step:
+        calls.append((name, rate))
+        replies = min(rate, capacity[name])
+        ok = rate <= capacity[name]
+        return Step(
+            name,
+            rate,
+            seconds,
+            acked=int(rate * seconds),
+            sent=int(rate * seconds),
+            replies=int(rate * seconds) if ok else 0,
+            duplicates=0,
+            reply_rate=replies,
+            backlog_end=0.0 if ok else rate * seconds,
+            backlog_max=0.0,
+            drain_s=0.1 if ok else None,
+            ack_p50_ms=1.0,
+            ack_p99_ms=2.0,
+            gen_cpu=0.1,
+        )
+
+    found = measure(Run(dir=tmp_path, search_steps=5), ("express", "bot"), fake_step)
+
+    # Both probes first, then one sustain step of each in turn.
+    assert calls[:2] == [("express", 4000.0), ("bot", 4000.0)]
+    assert [name for name, _ in calls[2:6]] == ["express", "bot", "express", "bot"]
+    for name in ("express", "bot"):
+        best = found[name]["best"]
+        assert best is not None and 0.8 * capacity[name] <= best.rate <= capacity[name]
+        assert len(found[name]["steps"]) <= 5
