@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         help="paired: bot settings NAME=VALUE[,NAME=VALUE...] (repeat; '' for the defaults)",
     )
     parser.add_argument("--rate", type=float, default=1600.0, help="paired: events/s offered")
-    parser.add_argument("--repeats", type=int, default=4, help="paired: turns of every variant")
+    parser.add_argument(
+        "--repeats", type=int, default=4, help="paired, ack: turns of every variant or receiver"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs, inboxes)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/latest.json"))
     args = parser.parse_args(argv)
