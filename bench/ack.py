@@ -181,13 +181,21 @@ def run_ack(run: Run) -> dict[str, Any]:
         f"edge alone/ceiling = {verdict['edge_alone_vs_ceiling']:.2f}",
         flush=True,
     )
-    results = {
-        "wrk_turns": [{name: _numbers(turn[name]) for name in RECEIVERS} for turn in turns],
+    results = wrk_results(turns) | {
         "open_loop": {"bot": bot_open, "bare": bare_open},
         "verdict": verdict,
     }
     run.results["ack"] = results
     return results
+
+
+def wrk_results(turns: list[dict[str, WrkResult]]) -> dict[str, Any]:
+    """The wrk numbers as later phases read them: each receiver's median turn (what the
+    table shows) under ``wrk``, and every turn under ``wrk_turns``."""
+    return {
+        "wrk": {name: _numbers(median_turn(turns, name).result) for name in turns[0]},
+        "wrk_turns": [{name: _numbers(result) for name, result in turn.items()} for turn in turns],
+    }
 
 
 def _numbers(result: WrkResult) -> dict[str, Any]:

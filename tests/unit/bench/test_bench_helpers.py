@@ -9,15 +9,17 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bench.ack import wrk_results
 from bench.e2e import Step, analyse, measure, next_rate
 from bench.events import APP_SECRET, signed_text_event
+from bench.mock_bench import _bot_rates
 from bench.openloop import response_length
 from bench.procs import BenchError
 from bench.receivers import create_bare_app
 from bench.runner import Run, openloop_command
 from bench.send_stub import StubState, _batch_items, _decode_call
 from bench.stats import percentile, table
-from bench.wrk import parse_wrk_output
+from bench.wrk import WrkResult, parse_wrk_output
 from bot.signature import verify_signature
 
 SECRET = APP_SECRET.encode()
@@ -158,3 +160,13 @@ def test_the_sustain_searches_take_turns_and_each_finds_its_own_capacity(tmp_pat
         best = found[name]["best"]
         assert best is not None and 0.8 * capacity[name] <= best.rate <= capacity[name]
         assert len(found[name]["steps"]) <= 5
+
+
+def test_the_mock_phase_reads_the_bots_median_ack_rate_from_the_ack_phase(tmp_path: Path) -> None:
+    def wrk(requests: int) -> WrkResult:
+        return WrkResult(requests, 1.0, 0, 1.0, 2.0, 3.0, 4.0, 0)
+
+    turns = [{"bare": wrk(100), "bot": wrk(b)} for b in (30, 50, 20)]
+    run = Run(dir=tmp_path, results={"ack": wrk_results(turns)})
+
+    assert _bot_rates(run) == {"top_ack": 30.0}
