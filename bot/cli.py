@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 prefix=settings.redis_key_prefix,
                 shards=settings.redis_shards,
                 timeout=settings.redis_timeout_seconds,
+                max_connections=settings.redis_max_connections,
             )
     if inbox is None:
         if not Path(inbox_path).exists():

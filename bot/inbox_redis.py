@@ -45,6 +45,7 @@ from bot.state import StateUpdate, encode_state
 
 T = TypeVar("T")
 _PURGE_STEP = 2_000
+DEFAULT_MAX_CONNECTIONS = 100  # redis-py's own default pool size
 Cursors = dict[int, str]
 
 
@@ -72,6 +73,7 @@ class RedisInbox:
         shards: int = 16,
         feed_max_len: int = 100_000,
         timeout: float = 2.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         ownership: ShardOwnership | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -81,6 +83,7 @@ class RedisInbox:
         self._url = url
         self._feed_max_len = feed_max_len
         self.timeout = timeout
+        self._max_connections = max_connections
         self._clock = clock
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -102,14 +105,20 @@ class RedisInbox:
     async def open(self) -> None:
         if self._client is not None:
             return
+        # A command beyond max_connections waits up to the timeout for a free connection.
+        # redis-py's default pool fails it at once ("Too many connections"): under a 4,000/s
+        # flood that failed about 2,800 event attempts in 12 s and dead-lettered 33 events.
         # One quick retry only: a POST must get its 503 fast while Redis is down.
-        client = aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
+            max_connections=self._max_connections,
+            timeout=self.timeout,
             decode_responses=True,
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         )
+        client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         self._scripts = {
             name: client.register_script(getattr(lua, name))
             for name in (

@@ -111,6 +111,8 @@ class BotSettings(BaseSettings):
         default=1.0, gt=0, alias="REDIS_CLAIM_INTERVAL_SECONDS"
     )
     redis_timeout_seconds: float = Field(default=2.0, gt=0, alias="REDIS_TIMEOUT_SECONDS")
+    # Commands beyond this many at once wait (up to the timeout) for a free connection.
+    redis_max_connections: int = Field(default=100, ge=1, alias="REDIS_MAX_CONNECTIONS")
     # New-event notices kept per shard (ids only); the owner reads them within milliseconds.
     redis_feed_max_len: int = Field(default=100_000, ge=1_000, alias="REDIS_FEED_MAX_LEN")
 
@@ -158,9 +160,7 @@ class BotSettings(BaseSettings):
     # it gained little and put the p99 ack near capacity at 43-126 ms instead of 33-51 ms
     # (bench/README.md, "2026-11-30 at 22:00"). Off by default: the acks' 50 ms target
     # comes first. At most WORKER_MIN_CONCURRENCY (0, the default) turns it off.
-    worker_catch_up_concurrency: int = Field(
-        default=0, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY"
-    )
+    worker_catch_up_concurrency: int = Field(default=0, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY")
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the
     # disk's pace does not depend on how many events are in progress.

@@ -92,6 +92,7 @@ class ShardedReplica:
             shards=settings.redis_shards,
             feed_max_len=settings.redis_feed_max_len,
             timeout=settings.redis_timeout_seconds,
+            max_connections=settings.redis_max_connections,
             ownership=leases,
         )
         holder.append(inbox)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,3 +123,19 @@ async def test_what_was_acknowledged_survives_a_redis_crash_and_restart(
         assert await inbox.enqueue([record("a")]) == [None]  # and Meta's retry is a duplicate
     finally:
         await inbox.close()
+
+
+async def test_more_commands_at_once_than_connections_wait_for_one_instead_of_failing(
+    redis_server: Any, redis_prefix: str
+) -> None:
+    # Under a flood every ack, state read and reply write needs Redis at once: redis-py's
+    # default pool refused the excess ("Too many connections") and events were dead-lettered.
+    inbox = RedisInbox(redis_server.url, prefix=redis_prefix, shards=SHARDS, max_connections=2)
+    await inbox.open()
+    try:
+        stored = await asyncio.gather(*(inbox.enqueue([record(f"m{n}")]) for n in range(40)))
+        loads = await asyncio.gather(*(inbox.load(PAGE, f"user-{n}") for n in range(40)))
+    finally:
+        await inbox.close()
+    assert all(batch[0] is not None for batch in stored)
+    assert loads == [{}] * 40
