@@ -306,6 +306,11 @@ class EventProcessor:
         except Exception as exc:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            if isinstance(exc, InboxError):
+                # The store failed (a state read or save), not the handler: the engine backs
+                # off and tries again without using up the handler's attempts, so a store
+                # that is slow or down for a while dead-letters nothing.
+                raise
             return None, exc
 
 

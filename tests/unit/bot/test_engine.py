@@ -1110,6 +1110,33 @@ async def test_an_event_whose_attempt_raises_before_its_commit_tries_again() -> 
     assert await h.inbox.pending() == []
 
 
+class FlakyStateReads(MemoryInbox):
+    """An inbox whose state reads fail a number of times, as a busy Redis's did."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def load(self, page_id: str, psid: str) -> dict[str, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise InboxError("redis failed: Too many connections")
+        return await super().load(page_id, psid)
+
+
+async def test_a_state_read_that_fails_more_often_than_the_handler_may_is_no_dead_letter() -> None:
+    inbox = FlakyStateReads(failures=5)
+    h = Harness(inbox=inbox, handler_max_attempts=3, handler_backoff_base_seconds=0.005)
+    await h.pool.start()
+    await h.deliver(record(ALICE, text="hello"))
+    await h.settle()  # before, the third failed read dead-lettered the event
+    await h.pool.stop(grace=1)
+    assert h.texts() == ["You said: hello"]
+    assert await inbox.dead_letters() == []
+    assert h.sample("bot_step_failures_total", lane="events") == 5
+    assert h.sample("bot_events_processed_total", event_type="text", outcome="failed") == 0
+
+
 async def test_a_backlog_the_floor_holds_back_drains_at_the_catch_up_floor() -> None:
     release = asyncio.Event()
 
