@@ -4,8 +4,9 @@
     server bot1 127.0.0.1:8001 check
 
 Health checks on ``/readyz``; a POST that met a dead replica (refused connection, empty
-answer, 503: nothing stored) goes to another one, which is safe because storage dedups.
-Change ``deploy/haproxy.cfg`` with it.
+answer) goes to another one, which is safe because storage dedups. A 503 (a refusal under
+load, or an inbox that is down) goes back to Meta, which delivers again later. Change
+``deploy/haproxy.cfg`` with it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ defaults
     timeout server 5s
     option http-buffer-request
     retries 3
-    retry-on conn-failure empty-response 503
+    retry-on conn-failure empty-response
     option redispatch 1
 frontend webhook
     bind {host}:{front_port}

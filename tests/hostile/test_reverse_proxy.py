@@ -14,11 +14,11 @@ import pytest
 
 from tests.conftest import require_binary
 from tests.hostile.raw_http import assert_still_answers
-from tests.polling import wait_until
 from tests.system.conftest import (
     BotProcess,
     SendApiRecorder,
     free_listening_socket,
+    running_haproxy,
     signed_envelope,
     text_event,
 )
@@ -55,27 +55,12 @@ def proxied_bot(start_bot: StartBot, tmp_path: Path) -> Iterator[tuple[BotProces
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    proxy = subprocess.Popen(
-        [haproxy, "-db", "-f", str(config)],
-        pass_fds=(sock.fileno(),),
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "haproxy.stderr").open("wb"),
-    )
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}"
-
-    def proxied_ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(proxied_ready, timeout=20, what="the bot ready through HAProxy")
-        yield bot, url
+        with running_haproxy(haproxy, config, url, pass_fds=(sock.fileno(),)):
+            yield bot, url
     finally:
-        proxy.kill()
-        proxy.wait(10)
         sock.close()
 
 

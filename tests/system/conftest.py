@@ -25,6 +25,7 @@ Fixtures (all function-scoped; import nothing from this file, use the fixtures):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -336,6 +337,33 @@ def free_listening_socket() -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+@contextlib.contextmanager
+def running_haproxy(
+    haproxy: str, config: Path, url: str, *, pass_fds: tuple[int, ...] = ()
+) -> Iterator[None]:
+    """HAProxy on ``config`` for the block, entered once ``url/readyz`` answers 200 through it;
+    its stderr goes beside the config."""
+    proxy = subprocess.Popen(
+        [haproxy, "-db", "-f", str(config)],
+        pass_fds=pass_fds,
+        stdout=subprocess.DEVNULL,
+        stderr=config.with_name("haproxy.stderr").open("wb"),
+    )
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, timeout=20, what="HAProxy ready in front of its servers")
+        yield
+    finally:
+        proxy.kill()
+        proxy.wait(10)
 
 
 def base_env() -> dict[str, str]:
