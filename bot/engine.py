@@ -118,7 +118,9 @@ class Engine:
         )
         self._probe = LagProbe(self._on_lag) if lag_target else None
         self._slowest_ack, self._fastest_ack = 0.0, math.inf  # since the last probe tick
-        # Demand since the last sample (AdaptiveLimit.sample_demand).
+        # Demand since the last sample (AdaptiveLimit.sample_demand), counted only while a
+        # catch-up floor is set: the acks and the probe's ticks pay nothing for it otherwise.
+        self._samples_demand = self._limit.can_catch_up
         self._ticks = self._held_back_ticks = 0
         self._arrived = self._arrived_before = self._completed_before = 0
         self._acks = self._slow_acks = 0
@@ -255,9 +257,10 @@ class Engine:
     def note_ack(self, seconds: float, total: float = 0.0) -> None:
         """The edge reports each ack's duration: slow acks make the workers back off
         (``seconds``, the commit wait left out), and stop their catching up (``total``)."""
-        self._acks += 1
-        if total > CATCH_UP_ACK_SECONDS:
-            self._slow_acks += 1
+        if self._samples_demand:
+            self._acks += 1
+            if total > CATCH_UP_ACK_SECONDS:
+                self._slow_acks += 1
         if seconds > self._slowest_ack:
             self._slowest_ack = seconds
         if seconds < self._fastest_ack:
@@ -269,7 +272,7 @@ class Engine:
         slowest, fastest = self._slowest_ack, self._fastest_ack
         self._slowest_ack, self._fastest_ack = 0.0, math.inf
         limit.observe(lag, slowest, fastest)
-        if limit.can_catch_up:
+        if self._samples_demand:
             self._sample_demand(limit)
         if limit.value > before:
             self._events.poke()
