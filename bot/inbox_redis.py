@@ -7,7 +7,9 @@ Events, the reply outbox, dedup keys, window times, conversations' state (commit
 same script as the replies) and both dead-letter kinds live in Redis;
 each write is one Lua script, so it is atomic, and with ``appendonly yes`` it is in the AOF
 before the answer (``appendfsync always``: on disk; ``everysec``: up to a second at risk on
-power loss; docs/scaling.md). Events and replies belong to the shard of their PSID
+power loss; docs/scaling.md). The scripts and reads that one event-loop iteration asks
+for travel in one pipeline (``bot.redis_batch``), as the SQLite inbox's writes share one
+group commit. Events and replies belong to the shard of their PSID
 (``bot.shards``). With an ``ownership`` (``bot.leases.ShardLeases``) the engine-facing reads
 see only the shards this replica owns, and engine writes are fenced by its lease token; the
 CLI and single-process use pass none and see everything. New events are announced on a
@@ -16,6 +18,7 @@ stream per shard that the owner follows (``read_feed``, ``bot.shard_feed``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -24,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from bot import inbox_redis_scripts as lua
 from bot.inbox import (
@@ -40,11 +43,35 @@ from bot.inbox import (
     StoredEvent,
     StoredReply,
 )
+from bot.redis_batch import AutoPipeline, Command
 from bot.shards import shard_of
 from bot.state import StateUpdate, encode_state
 
 T = TypeVar("T")
 _PURGE_STEP = 2_000
+
+
+def _with_digest(source: str) -> tuple[str, str]:
+    """A script and the SHA1 digest EVALSHA names it by (the one SCRIPT LOAD computes)."""
+    return source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+
+_SCRIPTS = {
+    name: _with_digest(getattr(lua, name))
+    for name in (
+        "ENQUEUE",
+        "COMMIT_HANDLED",
+        "RECORD_FAILURE",
+        "UPDATE_REPLIES",
+        "REPLAY",
+        "FORGET_WINDOWS",
+        "TAKE_REPLAYED",
+        "PURGE",
+        "STATS",
+        "TOUCH_WINDOW",
+        "SHARD_LAG",
+    )
+}
 DEFAULT_MAX_CONNECTIONS = 100  # redis-py's own default pool size
 Cursors = dict[int, str]
 
@@ -86,7 +113,7 @@ class RedisInbox:
         self._max_connections = max_connections
         self._clock = clock
         self._client: aioredis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._batch: AutoPipeline | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -119,26 +146,14 @@ class RedisInbox:
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
         )
         client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
-        self._scripts = {
-            name: client.register_script(getattr(lua, name))
-            for name in (
-                "ENQUEUE",
-                "COMMIT_HANDLED",
-                "RECORD_FAILURE",
-                "UPDATE_REPLIES",
-                "REPLAY",
-                "FORGET_WINDOWS",
-                "TAKE_REPLAYED",
-                "PURGE",
-                "STATS",
-                "TOUCH_WINDOW",
-                "SHARD_LAG",
-            )
-        }
+        self._batch = AutoPipeline(client)
         self._client = client
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            await batch.wait_sent()
         if client is not None:
             await client.aclose()
 
@@ -308,14 +323,14 @@ class RedisInbox:
 
     async def window_opened_at(self, page_id: str, psid: str) -> int | None:
         field = _window_field(page_id, psid)
-        value = await self._do(lambda c: c.hget(f"{self.prefix}:win", field))
+        value = await self._read(("HGET", f"{self.prefix}:win", field))
         return int(value) if value is not None else None
 
     # --- StateStore (a commit stores state with its replies; these are for everything else) ---
 
     async def load(self, page_id: str, psid: str) -> dict[str, Any]:
         key = self._state_key(page_id, psid)
-        data = await self._do(lambda c: c.get(key))
+        data = await self._read(("GET", key))
         return {} if data is None else dict(json.loads(data))
 
     async def save(self, page_id: str, psid: str, data: dict[str, Any]) -> None:
@@ -400,25 +415,45 @@ class RedisInbox:
     async def _hashes(self, kind: str, ids: Sequence[int]) -> list[dict[str, str]]:
         if not ids:
             return []
+        return await self._reads([("HGETALL", f"{self.prefix}:{kind}:{i}") for i in ids])
 
-        async def read(c: aioredis.Redis) -> list[dict[str, str]]:
-            async with c.pipeline(transaction=False) as pipe:
-                for i in ids:
-                    pipe.hgetall(f"{self.prefix}:{kind}:{i}")
-                return list(await pipe.execute())
+    async def _read(self, command: Command) -> Any:
+        (answer,) = await self._reads([command])
+        return answer
 
-        return await self._do(read)
+    async def _reads(self, commands: Sequence[Command]) -> list[Any]:
+        """Plain commands through the shared pipeline; ``InboxError`` if any failed."""
+        try:
+            answers = await self._pipelined(commands)
+        except RedisError as exc:
+            raise InboxError(f"redis failed: {exc}") from exc
+        for answer in answers:
+            if isinstance(answer, ResponseError):
+                raise InboxError(f"redis failed: {answer}") from answer
+        return answers
 
     async def _run(self, script: str, args: Sequence[Any]) -> Any:
-        client = self.client
+        """One script, sent with whatever else this loop iteration asks of Redis."""
+        source, sha = _SCRIPTS[script]
         try:
-            return await self._scripts[script](args=list(args), client=client)
-        except ResponseError as exc:
-            if str(exc).startswith("NOTOWNER"):
-                raise ShardNotOwned(str(exc)) from exc
-            raise InboxError(f"redis {script.lower()} failed: {exc}") from exc
+            (answer,) = await self._pipelined([("EVALSHA", sha, 0, *args)])
+            if isinstance(answer, NoScriptError):  # a restarted or flushed Redis: load it
+                await self.client.script_load(source)
+                (answer,) = await self._pipelined([("EVALSHA", sha, 0, *args)])
         except RedisError as exc:
             raise InboxError(f"redis {script.lower()} failed: {exc}") from exc
+        if isinstance(answer, ResponseError):
+            if str(answer).startswith("NOTOWNER"):
+                raise ShardNotOwned(str(answer)) from answer
+            raise InboxError(f"redis {script.lower()} failed: {answer}") from answer
+        return answer
+
+    async def _pipelined(self, commands: Sequence[Command]) -> list[Any]:
+        """``commands``' answers (a refused one as its ``ResponseError``) from the shared
+        pipeline of this loop iteration; ``RedisError`` when the pipeline failed."""
+        if self._batch is None:
+            raise InboxError("inbox is closed")
+        return await self._batch.execute(commands)
 
     async def _do(self, call: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         client = self.client
