@@ -224,7 +224,8 @@ class RedisInbox:
     async def commit_handled(
         self, event_id: int, replies: Sequence[NewReply], state: StateUpdate | None = None
     ) -> list[StoredReply]:
-        args: list[Any] = [self.prefix, self._token(), event_id, repr(self._clock())]
+        now = self._clock()
+        args: list[Any] = [self.prefix, self._token(), event_id, repr(now)]
         if state is None:
             args += ["", "", ""]
         else:
@@ -232,7 +233,12 @@ class RedisInbox:
             args += ["set", key, encode_state(state.data)] if state.data else ["del", key, ""]
         for r in replies:
             args += [r.n, r.page_id, r.psid, r.body, self.shard_of(r.psid), r.state.value]
-        ids = await self._run("COMMIT_HANDLED", args)
+        outcome, *ids = await self._run("COMMIT_HANDLED", args)
+        if outcome == "new":  # stored as given: no read back
+            return [
+                StoredReply(int(i), event_id, r.n, r.page_id, r.psid, r.body, r.state, now)
+                for i, r in zip(ids, replies, strict=True)
+            ]
         # A retried commit whose first answer was lost gets the replies stored the first time.
         stored = await self._replies([int(i) for i in ids])
         return [r for r in stored if r is not None]

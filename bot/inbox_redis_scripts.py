@@ -51,7 +51,8 @@ return out
 
 # ARGV: prefix, token, event id, now, state op ("" none, "set", "del"), state key, state JSON,
 # then 6 per reply: n, page, psid, body, shard, state (pending, or sending when the sender
-# claims the reply at once).
+# claims the reply at once). Returns "new" and the new replies' ids, or "again" and the ids
+# stored by the first commit of this event (a retry whose first answer was lost).
 COMMIT_HANDLED = (
     _FENCE
     + """
@@ -61,7 +62,9 @@ if not shard then return redis.error_reply('NOEVENT no event ' .. id) end
 local refused = fence(p, token, shard)
 if refused then return refused end
 if redis.call('HGET', p .. ':e:' .. id, 'state') == 'd' then
-  return redis.call('LRANGE', p .. ':er:' .. id, 0, -1)  -- a retry: already committed
+  local ids = redis.call('LRANGE', p .. ':er:' .. id, 0, -1)  -- a retry: already committed
+  table.insert(ids, 1, 'again')
+  return ids
 end
 redis.call('HSET', p .. ':e:' .. id, 'state', 'd', 'done_at', now)
 redis.call('ZREM', p .. ':pending:' .. shard, id)
@@ -72,7 +75,7 @@ if ARGV[5] == 'set' then
 elseif ARGV[5] == 'del' then
   redis.call('DEL', ARGV[6])
 end
-local out = {}
+local out = {'new'}
 for i = 8, #ARGV, 6 do
   local rid = redis.call('INCR', p .. ':seq:replies')
   local rshard = ARGV[i + 4]
