@@ -441,10 +441,11 @@ class RedisInbox:
     async def _run(self, script: str, args: Sequence[Any]) -> Any:
         """One script, sent with whatever else this loop iteration asks of Redis."""
         source, sha = _SCRIPTS[script]
+        client = self.client
         try:
             (answer,) = await self._pipelined([("EVALSHA", sha, 0, *args)])
-            if isinstance(answer, NoScriptError):  # a restarted or flushed Redis: load it
-                await self.client.script_load(source)
+            if isinstance(answer, NoScriptError):  # first use, or a restarted Redis: load it
+                await client.script_load(source)
                 (answer,) = await self._pipelined([("EVALSHA", sha, 0, *args)])
         except RedisError as exc:
             raise InboxError(f"redis {script.lower()} failed: {exc}") from exc

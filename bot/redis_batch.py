@@ -1,7 +1,7 @@
 """Redis commands issued in one event-loop iteration leave together, as one pipeline.
 
 Through redis-py's asyncio client every command pays its own pool checkout, timeout and
-round trip. A Redis-backed replica issues about eight per event (the enqueue, the feed's
+round trip. A Redis-backed replica issued about eight per event (the enqueue, the feed's
 read, the state load, the commit and its read-back, the window, the reply's two state
 changes), and that overhead, not Redis, was most of its CPU per event. The SQLite inbox
 already gathers the writes of one iteration into one group commit; this gives the Redis
