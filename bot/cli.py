@@ -66,13 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.inbox_backend == "redis":  # every shard: operators see the whole cluster
             from bot.inbox_redis import RedisInbox
 
-            inbox = RedisInbox(
-                settings.redis_url.get_secret_value(),
-                prefix=settings.redis_key_prefix,
-                shards=settings.redis_shards,
-                timeout=settings.redis_timeout_seconds,
-                max_connections=settings.redis_max_connections,
-            )
+            inbox = RedisInbox.from_settings(settings)
     if inbox is None:
         if not Path(inbox_path).exists():
             print(f"messenger-bot: no inbox at {inbox_path}", file=sys.stderr)

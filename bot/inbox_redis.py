@@ -44,6 +44,7 @@ from bot.inbox import (
     StoredReply,
 )
 from bot.redis_batch import AutoPipeline, Command
+from bot.settings import BotSettings
 from bot.shards import shard_of
 from bot.state import StateUpdate, encode_state
 
@@ -114,6 +115,21 @@ class RedisInbox:
         self._clock = clock
         self._client: aioredis.Redis | None = None
         self._batch: AutoPipeline | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: BotSettings, ownership: ShardOwnership | None = None
+    ) -> RedisInbox:
+        """The inbox the ``REDIS_*`` settings describe (``ownership``: a replica's leases)."""
+        return cls(
+            settings.redis_url.get_secret_value(),
+            prefix=settings.redis_key_prefix,
+            shards=settings.redis_shards,
+            feed_max_len=settings.redis_feed_max_len,
+            timeout=settings.redis_timeout_seconds,
+            max_connections=settings.redis_max_connections,
+            ownership=ownership,
+        )
 
     @property
     def client(self) -> aioredis.Redis:

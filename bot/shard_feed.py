@@ -86,15 +86,7 @@ class ShardedReplica:
             lease_seconds=settings.redis_lease_seconds,
             clock_ms=lambda: int(time.time() * 1000),
         )
-        inbox = RedisInbox(
-            settings.redis_url.get_secret_value(),
-            prefix=settings.redis_key_prefix,
-            shards=settings.redis_shards,
-            feed_max_len=settings.redis_feed_max_len,
-            timeout=settings.redis_timeout_seconds,
-            max_connections=settings.redis_max_connections,
-            ownership=leases,
-        )
+        inbox = RedisInbox.from_settings(settings, ownership=leases)
         holder.append(inbox)
         return cls(inbox, leases, metrics, claim_interval=settings.redis_claim_interval_seconds)
 
