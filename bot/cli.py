@@ -107,6 +107,7 @@ def serve(*, fd: int | None = None) -> int:
             EdgeLimits.from_settings(settings),
             lambda reason: closes.labels(reason).inc(),
             app.state.admission,
+            direct=True,
         ),
         timeout_keep_alive=settings.http_keep_alive_seconds,
         lifespan="on",

@@ -18,10 +18,13 @@
   answered ``503`` with ``Retry-After`` from canned bytes as soon as its headers are in; its
   body is discarded unparsed, and the connection stays open for the next request (closed,
   after a linger, when the client asked to close or waits for ``100 Continue``). No ASGI
-  task, no signature check, no JSON: refusing must cost far less than accepting. A read that
-  holds exactly one whole, plain keep-alive POST (``lone_webhook_post``: the usual case, as
-  Meta sends them) is refused without feeding the parser at all, which its per-header
-  callbacks made the larger part of a refusal's cost.
+  task, no signature check, no JSON: refusing must cost far less than accepting;
+* reads without the parser (``bot.http_direct``): a read that holds exactly one whole, plain
+  keep-alive POST (the usual case, as Meta sends them) is refused without feeding the parser
+  at all, whose per-header callbacks made the larger part of a refusal's cost; and, with
+  ``direct=True``, it is served the same way: the app gets it without uvicorn's request
+  cycle, and its answer leaves in one write. A request arriving on the connection before
+  that answer waits for it (answers keep their order).
 
 >>> config = uvicorn.Config(app, http=guarded_protocol(EdgeLimits()))  # doctest: +SKIP
 """
@@ -38,6 +41,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from bot.edge_admission import AdmissionGate
+from bot.http_direct import WEBHOOK_PATH, DirectExchange, lone_webhook_post, parse_head
 from bot.settings import BotSettings
 
 log = logging.getLogger("bot.http_guard")
@@ -87,14 +91,21 @@ def guarded_protocol(
     limits: EdgeLimits,
     on_close: Callable[[str], None] | None = None,
     gate: AdmissionGate | None = None,
+    *,
+    direct: bool = False,
 ) -> type[GuardedHttpToolsProtocol]:
     """A protocol class enforcing ``limits``; ``on_close(reason)`` counts each guard close
     (reasons: ``bot.metrics.EDGE_CLOSE_REASONS``); ``gate`` refuses webhook POSTs while the
-    backlog is too deep (``bot.edge_admission``).
+    backlog is too deep (``bot.edge_admission``); ``direct`` serves whole webhook POSTs
+    without the parser (``bot.http_direct``).
 
     Each call makes a new class with its own connection table (one per served app).
     """
-    attributes: dict[str, Any] = {"limits": limits, "_table": _Table(limits, on_close or _ignore)}
+    attributes: dict[str, Any] = {
+        "limits": limits,
+        "_table": _Table(limits, on_close or _ignore),
+        "direct": direct,
+    }
     if gate is not None:
         retry_after = gate.refusal.retry_after_seconds
         attributes["gate"] = gate
@@ -105,7 +116,6 @@ def guarded_protocol(
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), attributes)
 
 
-_WEBHOOK_PATH = b"/webhook"
 _REFUSAL_BODY = b'{"error":"overloaded, retry later"}'
 
 
@@ -122,45 +132,6 @@ def _refusal_bytes(retry_after: int, *, keep_alive: bool) -> bytes:
             _REFUSAL_BODY,
         )
     )
-
-
-def lone_webhook_post(data: bytes, max_header_bytes: int) -> bool:
-    """Whether ``data`` is exactly one whole ``POST /webhook`` HTTP/1.1 request with a
-    ``Content-Length`` body, headers within ``max_header_bytes``, and nothing that changes how
-    its connection goes on.
-
-    Anything else (a partial or pipelined request, a chunked or ``100-continue`` body, a
-    ``Connection`` header, HTTP/1.0, a repeated or malformed length) is left to the parser.
-
-    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\n{}", 1024)
-    True
-    >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{}", 1024)
-    False
-    """
-    after_path = data[len(_WEBHOOK_POST) : len(_WEBHOOK_POST) + 1]
-    if not data.startswith(_WEBHOOK_POST) or after_path not in (b" ", b"?"):
-        return False
-    end = data.find(b"\r\n\r\n")
-    if end < 0 or end > max_header_bytes:
-        return False
-    head = data[:end].lower()
-    line_end = head.find(b"\r\n")
-    if line_end < 0 or not head[:line_end].endswith(b" http/1.1"):
-        return False
-    if any(name in head for name in _PARSER_ONLY_HEADERS):
-        return False
-    start = head.find(_CONTENT_LENGTH)
-    if start < 0 or head.find(_CONTENT_LENGTH, start + 1) >= 0:
-        return False
-    value_end = head.find(b"\r\n", start + len(_CONTENT_LENGTH))
-    value = head[start + len(_CONTENT_LENGTH) : value_end if value_end >= 0 else end].strip()
-    return value.isdigit() and len(data) == end + 4 + int(value)
-
-
-_WEBHOOK_POST = b"POST " + _WEBHOOK_PATH
-_CONTENT_LENGTH = b"\r\ncontent-length:"
-# Headers after which the request's framing or its connection's fate needs the parser.
-_PARSER_ONLY_HEADERS = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection:")
 
 
 def _ignore(reason: str) -> None:
@@ -200,6 +171,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _table: ClassVar[_Table] = _Table(EdgeLimits(), _ignore)
     gate: ClassVar[AdmissionGate | None] = None
     _refusals: ClassVar[tuple[bytes, bytes]] = (b"", b"")
+    direct: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -212,6 +184,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._gentle = _GentleClose(self)
         self._refused = False  # this request was answered 503; its body is being discarded
         self._in_message = False  # the parser holds part of a request
+        self._direct_busy = False  # a whole POST is being answered without the parser
+        self._held: list[bytes] = []  # what arrived meanwhile (a pipelined request)
+        self._close_after = False  # the server is shutting down: close once answered
 
     # --- connection lifetime ------------------------------------------------------------------
 
@@ -242,6 +217,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _busy(self) -> bool:
         """A request is in progress: its headers are in and its answer is not complete."""
+        if self._direct_busy:
+            return True
         cycle = self.cycle
         return cycle is not None and not cycle.response_complete and not self._lingering
 
@@ -250,7 +227,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # the answer is out; the rest of the request is discarded
-        if not self._in_message and self._refused_whole(data):
+        if self._direct_busy:  # answers go out in order: hold the next request
+            self._held.append(data)
+            self.flow.pause_reading()
+            return
+        if not self._in_message and (self._refused_whole(data) or self._served_whole(data)):
             return
         if self._reading_headers:
             room = self.limits.max_header_bytes - self._header_bytes
@@ -295,7 +276,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_message = False
         if self._refused:
             self._refused = False
-            self._refusal_complete()
+            self._answered_whole()
             return
         super().on_message_complete()
         self._ready_for_next()
@@ -313,7 +294,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return (
             self._nothing_pending()
             and self.parser.get_method() == b"POST"
-            and self.url.split(b"?", 1)[0] == _WEBHOOK_PATH
+            and self.url.split(b"?", 1)[0] == WEBHOOK_PATH
         )
 
     def _nothing_pending(self) -> bool:
@@ -331,10 +312,78 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return False
         self._unset_keepalive_if_required()
         self.transport.write(self._refusals[0])
-        self._refusal_complete()
+        self._answered_whole()
         return True
 
-    def _refusal_complete(self) -> None:
+    # --- a whole webhook POST without the parser (bot.http_direct) ---------------------------
+
+    def _served_whole(self, data: bytes) -> bool:
+        """Serve a read that is one whole plain webhook POST without the parser or a request
+        cycle; False leaves ``data`` to the parser."""
+        if not self.direct or not self._nothing_pending():
+            return False
+        body_start = lone_webhook_post(data, self.limits.max_header_bytes)
+        parsed = parse_head(data[: body_start - 4]) if body_start else None
+        if parsed is None:
+            return False
+        query, headers = parsed
+        self._unset_keepalive_if_required()
+        self._ready_for_next()
+        scope = {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            "headers": headers,
+            "state": self.app_state.copy(),
+            "method": "POST",
+            "path": self.root_path + "/webhook",
+            "raw_path": self.root_path.encode("ascii") + WEBHOOK_PATH,
+            "query_string": query,
+        }
+        exchange = DirectExchange(
+            data[body_start:], self._write_direct, self.server_state.default_headers
+        )
+        self._direct_busy = True
+        task = self.loop.create_task(self._serve_direct(scope, exchange))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        return True
+
+    async def _serve_direct(self, scope: dict[str, Any], exchange: DirectExchange) -> None:
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception:  # what uvicorn's request cycle does: log, 500 if nothing was sent
+            log.exception("exception in the ASGI app", extra={"log_type": "http"})
+            if not self.transport.is_closing():
+                error = exchange.fail()
+                if error is not None:
+                    self.transport.write(error)
+                self.transport.close()
+        finally:
+            self._direct_busy = False
+        if not exchange.complete:  # nothing sensible can follow a half or missing answer
+            self.transport.close()
+            return
+        if self.transport.is_closing():
+            return
+        self._answered_whole()
+        self.flow.resume_reading()
+        held, self._held = self._held, []
+        if held:
+            self.data_received(b"".join(held))
+
+    def _write_direct(self, answer: bytes, close: bool) -> None:
+        if self.transport.is_closing():
+            return  # the client left; the event, if stored, is processed all the same
+        self.transport.write(answer)
+        if close or self._close_after:
+            self.close_gently()
+
+    def _answered_whole(self) -> None:
         self._ready_for_next()
         # What uvicorn does once an answer is complete: count it, wait for the next one.
         self.server_state.total_requests += 1
@@ -352,6 +401,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # The client will close, or waits for "100 Continue" before its body: answer, linger.
         self.transport.write(close)
         self._linger()
+
+    def shutdown(self) -> None:
+        if self._direct_busy:
+            self._close_after = True
+            return
+        super().shutdown()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -45,9 +45,11 @@ class LoopbackServer:
     Handy for a bot-like receiver in tests: ``async with LoopbackServer(app) as srv: srv.url``.
     """
 
-    def __init__(self, app: Any, *, port: int = 0) -> None:
-        """``port=0`` lets the OS choose; a fixed port is for tools others must find."""
+    def __init__(self, app: Any, *, port: int = 0, **uvicorn_options: Any) -> None:
+        """``port=0`` lets the OS choose; a fixed port is for tools others must find.
+        ``uvicorn_options`` go to ``uvicorn.Config`` (``http=``, ``lifespan=``...)."""
         self.app = app
+        self._options = {"lifespan": "on", "log_level": "warning", **uvicorn_options}
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -65,7 +67,7 @@ class LoopbackServer:
         sock.bind(("127.0.0.1", self.port))
         self._socket = sock
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False)
+        config = uvicorn.Config(self.app, access_log=False, **self._options)
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_SECONDS
@@ -76,6 +78,12 @@ class LoopbackServer:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("server did not start in time")
             await asyncio.sleep(0.005)
+
+    @property
+    def server(self) -> uvicorn.Server:
+        """The running uvicorn server (its ``server_state`` holds the open connections)."""
+        assert self._server is not None, "not started"
+        return self._server
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

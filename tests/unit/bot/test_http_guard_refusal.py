@@ -1,4 +1,4 @@
-"""Which reads the edge may refuse without parsing (``bot.http_guard.lone_webhook_post``):
+"""Which reads the edge may refuse without parsing (``bot.http_direct.lone_webhook_post``):
 only one whole plain POST; anything whose framing or connection needs the parser is left to it,
 where the 503 path handles pipelining, ``100-continue``, ``Connection: close`` and chunking."""
 
@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.http_guard import EdgeLimits, lone_webhook_post
+from bot.http_direct import lone_webhook_post
+from bot.http_guard import EdgeLimits
 
 BODY = b'{"object":"page","entry":[]}'
 MAX_HEADER_BYTES = EdgeLimits().max_header_bytes

@@ -1,0 +1,222 @@
+"""A whole webhook POST served without the parser (``bot.http_direct`` in ``bot.http_guard``).
+
+The app must not be able to tell the two paths apart, and the connection must behave as with
+the parser: answers in order, keep-alive, a 500 when the app fails, a graceful shutdown that
+still delivers the answer in progress. The server runs in-process on loopback with an app
+that holds each answer until the test releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.http_direct import DirectExchange, parse_head
+from bot.http_guard import EdgeLimits, GuardedHttpToolsProtocol, guarded_protocol
+from mock_meta.testing import LoopbackServer
+from tests.polling import eventually
+
+
+def post(body: bytes, *headers: bytes, target: bytes = b"/webhook") -> bytes:
+    fields = [b"Host: bot", b"X-Hub-Signature-256: sha256=00", *headers]
+    fields.append(b"Content-Length: %d" % len(body))
+    return b"POST " + target + b" HTTP/1.1\r\n" + b"\r\n".join(fields) + b"\r\n\r\n" + body
+
+
+class HeldApp:
+    """Answers each POST with the body it got, once ``release`` is set; ``b"boom"`` raises."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.arrived: asyncio.Queue[bytes] = asyncio.Queue()
+        self.scopes: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = (await receive())["body"]
+        self.scopes.append(scope)
+        await self.arrived.put(body)
+        await self.release.wait()
+        if body == b"boom":
+            raise RuntimeError("boom")
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Client:
+    """One loopback connection, in the test's own event loop."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self) -> tuple[int, dict[bytes, bytes], bytes]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        lines = head[:-4].split(b"\r\n")
+        fields = dict(line.lower().split(b": ", 1) for line in lines[1:])
+        body = await self.reader.readexactly(int(fields[b"content-length"]))
+        return int(lines[0].split()[1]), fields, body
+
+    async def closed(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(), 5) == b""
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[HeldApp, LoopbackServer]]:
+    app = HeldApp()
+    protocol = guarded_protocol(EdgeLimits(), direct=True)
+    async with LoopbackServer(app, http=protocol, lifespan="off") as server:
+        yield app, server
+
+
+async def held_at_the_app(app: HeldApp, client: Client, body: bytes) -> None:
+    """Send a whole POST and wait until the app holds it."""
+    await client.send(post(body))
+    assert await asyncio.wait_for(app.arrived.get(), 5) == body
+
+
+async def connect(server: LoopbackServer) -> Client:
+    return Client(*await asyncio.open_connection("127.0.0.1", server.port))
+
+
+async def test_the_app_gets_the_same_request_with_or_without_the_parser(
+    served: tuple[HeldApp, LoopbackServer],
+) -> None:
+    app, server = served
+    app.release.set()
+    client = await connect(server)
+    request = post(b'{"object":"page"}', b"Traceparent: 00-ab-cd-01", target=b"/webhook?x=1")
+    await client.send(request)  # one whole read: no parser
+    direct = await client.answer()
+    await client.send(request[:20])  # two reads: the parser
+    await eventually(lambda: len(app.scopes) == 1 and _reading(server), within=5)
+    await client.send(request[20:])
+    parsed = await client.answer()
+
+    assert direct == parsed
+    status, fields, body = direct
+    assert (status, body) == (200, b'{"object":"page"}')
+    assert b"date" in fields and b"connection" not in fields  # kept open
+    keys = ("method", "path", "raw_path", "query_string", "headers", "http_version", "type")
+    assert [{k: s[k] for k in keys} for s in app.scopes] == [
+        {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "POST",
+            "path": "/webhook",
+            "raw_path": b"/webhook",
+            "query_string": b"x=1",
+            "headers": [
+                (b"host", b"bot"),
+                (b"x-hub-signature-256", b"sha256=00"),
+                (b"traceparent", b"00-ab-cd-01"),
+                (b"content-length", b"17"),
+            ],
+        }
+    ] * 2
+
+
+async def test_a_request_sent_before_the_answer_waits_for_it(
+    served: tuple[HeldApp, LoopbackServer],
+) -> None:
+    app, server = served
+    client = await connect(server)
+    await held_at_the_app(app, client, b"first")
+    await client.send(post(b"second"))  # before the first answer: held, not parsed
+    await eventually(lambda: any(c._held for c in _connections(server)), within=5)
+    assert app.arrived.empty()
+    app.release.set()
+
+    assert [(await client.answer())[2] for _ in range(2)] == [b"first", b"second"]
+
+
+async def test_a_client_gone_before_its_answer_costs_nothing_else(
+    served: tuple[HeldApp, LoopbackServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, server = served
+    leaving = await connect(server)
+    await held_at_the_app(app, leaving, b"left")
+    leaving.writer.close()
+    await eventually(lambda: not _connections(server), within=5)
+    with caplog.at_level(logging.WARNING):
+        app.release.set()
+        client = await connect(server)
+        await client.send(post(b"next"))
+        assert (await client.answer())[2] == b"next"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_an_app_that_fails_gets_a_500_and_the_connection_closes(
+    served: tuple[HeldApp, LoopbackServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, server = served
+    app.release.set()
+    client = await connect(server)
+    with caplog.at_level(logging.ERROR):
+        await client.send(post(b"boom"))
+        status, fields, _ = await client.answer()
+    assert (status, fields[b"connection"]) == (500, b"close")
+    assert await client.closed()
+    assert "exception in the ASGI app" in caplog.text
+
+
+async def test_shutdown_delivers_the_answer_in_progress_then_closes(
+    served: tuple[HeldApp, LoopbackServer],
+) -> None:
+    app, server = served
+    client = await connect(server)
+    await held_at_the_app(app, client, b"in flight")
+    stopping = asyncio.create_task(server.stop())
+    # uvicorn stops listening, then asks every connection to shut down, in one step.
+    await eventually(lambda: not any(s.is_serving() for s in server.server.servers), within=5)
+    app.release.set()
+
+    assert (await client.answer())[2] == b"in flight"
+    assert await client.closed()
+    await asyncio.wait_for(stopping, 10)
+
+
+def test_a_head_with_a_bad_line_is_left_to_the_parser() -> None:
+    good = b"POST /webhook HTTP/1.1\r\nHost: a"
+    assert parse_head(good) == (b"", [(b"host", b"a")])
+    for bad in (b"\r\nBad Name: x", b"\r\nno-colon", b"\r\n: empty", b"\r\nA: b\nc", b"\r\nA: \0"):
+        assert parse_head(good + bad) is None, bad
+
+
+async def test_an_exchange_refuses_what_a_webhook_answer_never_is() -> None:
+    written: list[tuple[bytes, bool]] = []
+    exchange = DirectExchange(b"x", lambda data, close: written.append((data, close)), [])
+    assert await exchange.receive() == {"type": "http.request", "body": b"x", "more_body": False}
+    assert await exchange.receive() == {"type": "http.disconnect"}
+    with pytest.raises(RuntimeError):
+        await exchange.send({"type": "http.response.body", "body": b""})
+    assert exchange.fail() is not None  # nothing sent yet: a 500 can still go out
+    await exchange.send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-length", b"2"), (b"connection", b"close")],
+        }
+    )
+    assert exchange.fail() is None
+    await exchange.send({"type": "http.response.body", "body": b"{}"})
+    head = b"HTTP/1.1 413 Request Entity Too Large\r\ncontent-length: 2\r\nconnection: close"
+    assert written == [(head + b"\r\n\r\n{}", True)]
+
+
+def _connections(server: LoopbackServer) -> list[GuardedHttpToolsProtocol]:
+    return [
+        c for c in server.server.server_state.connections if isinstance(c, GuardedHttpToolsProtocol)
+    ]
+
+
+def _reading(server: LoopbackServer) -> bool:
+    """The last answer is out and the connection waits for the next request."""
+    return all(not c._direct_busy for c in _connections(server))
