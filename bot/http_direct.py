@@ -32,7 +32,8 @@ WEBHOOK_PATH = b"/webhook"
 _WEBHOOK_POST = b"POST " + WEBHOOK_PATH
 _CONTENT_LENGTH = b"\r\ncontent-length:"
 # Headers after which the request's framing or its connection's fate needs the parser.
-_PARSER_ONLY_HEADERS = (b"\r\ntransfer-encoding:", b"\r\nexpect:", b"\r\nconnection:")
+_PARSER_ONLY_HEADERS = (b"\r\ntransfer-encoding:", b"\r\nexpect:")
+_CONNECTION = b"\r\nconnection:"
 # RFC 9110 token characters: a header name with anything else is left to the parser (400).
 _TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _DISCONNECT = {"type": "http.disconnect"}
@@ -55,26 +56,63 @@ def lone_webhook_post(data: bytes, max_header_bytes: int) -> int:
     >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{}", 1024)
     0
     """
+    head = _plain_head(data, max_header_bytes)
+    if head is None or len(data) != head[0] + head[1]:
+        return 0
+    return head[0]
+
+
+def body_bytes_awaited(data: bytes, max_header_bytes: int, max_body_bytes: int) -> int:
+    """How many body bytes are still to come when ``data`` is the whole head and part of the
+    body of such a POST, declaring at most ``max_body_bytes``; else 0.
+
+    Clients that write the head and the body separately (httpx, most HTTP libraries) are
+    read that way more often than not.
+
+    >>> body_bytes_awaited(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{", 1024, 9)
+    2
+    """
+    head = _plain_head(data, max_header_bytes)
+    if head is None or head[1] > max_body_bytes:
+        return 0
+    return max(0, sum(head) - len(data))
+
+
+def _plain_head(data: bytes, max_header_bytes: int) -> tuple[int, int] | None:
+    """Where the body of a plain ``POST /webhook`` starts and its declared length."""
     after_path = data[len(_WEBHOOK_POST) : len(_WEBHOOK_POST) + 1]
     if not data.startswith(_WEBHOOK_POST) or after_path not in (b" ", b"?"):
-        return 0
+        return None
     end = data.find(b"\r\n\r\n")
     if end < 0 or end > max_header_bytes:
-        return 0
+        return None
     head = data[:end].lower()
     line_end = head.find(b"\r\n")
     if line_end < 0 or not head[:line_end].endswith(b" http/1.1"):
-        return 0
-    if any(name in head for name in _PARSER_ONLY_HEADERS):
-        return 0
-    start = head.find(_CONTENT_LENGTH)
-    if start < 0 or head.find(_CONTENT_LENGTH, start + 1) >= 0:
-        return 0
-    value_end = head.find(b"\r\n", start + len(_CONTENT_LENGTH))
-    value = head[start + len(_CONTENT_LENGTH) : value_end if value_end >= 0 else end].strip()
-    if not value.isdigit() or len(data) != end + 4 + int(value):
-        return 0
-    return end + 4
+        return None
+    if any(name in head for name in _PARSER_ONLY_HEADERS) or not _kept_alive(head):
+        return None
+    declared = _single_value(head, _CONTENT_LENGTH)
+    if declared is None or not declared.isdigit():
+        return None
+    return end + 4, int(declared)
+
+
+def _kept_alive(head: bytes) -> bool:
+    """No ``Connection`` header, or one that says ``keep-alive`` (HTTP/1.1's default anyway:
+    httpx and Node send it on every request)."""
+    if _CONNECTION not in head:
+        return True
+    return _single_value(head, _CONNECTION) == b"keep-alive"
+
+
+def _single_value(head: bytes, name: bytes) -> bytes | None:
+    """The value of the header ``name`` (a lower-cased ``b"\\r\\nname:"``) if it occurs once."""
+    start = head.find(name)
+    if start < 0 or head.find(name, start + 1) >= 0:
+        return None
+    value_end = head.find(b"\r\n", start + len(name))
+    return head[start + len(name) : value_end if value_end >= 0 else len(head)].strip()
 
 
 def parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:

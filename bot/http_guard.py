@@ -41,7 +41,13 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from bot.edge_admission import AdmissionGate
-from bot.http_direct import WEBHOOK_PATH, DirectExchange, lone_webhook_post, parse_head
+from bot.http_direct import (
+    WEBHOOK_PATH,
+    DirectExchange,
+    body_bytes_awaited,
+    lone_webhook_post,
+    parse_head,
+)
 from bot.settings import BotSettings
 
 log = logging.getLogger("bot.http_guard")
@@ -56,6 +62,9 @@ class EdgeLimits:
     """Per-connection limits; the defaults are the settings' defaults."""
 
     max_header_bytes: int = 64 * 1024
+    # A whole POST's body is gathered across reads up to this (bot.http_direct); past it the
+    # parser reads the request (and the edge answers 413).
+    max_body_bytes: int = 1024 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 1000
@@ -65,6 +74,7 @@ class EdgeLimits:
     def from_settings(cls, settings: BotSettings) -> EdgeLimits:
         return cls(
             max_header_bytes=settings.http_max_header_bytes,
+            max_body_bytes=settings.max_body_bytes,
             header_timeout=settings.http_header_timeout_seconds,
             body_timeout=settings.http_body_timeout_seconds,
             max_connections=_within_descriptor_limit(settings.http_max_connections),
@@ -186,6 +196,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_message = False  # the parser holds part of a request
         self._direct_busy = False  # a whole POST is being answered without the parser
         self._held: list[bytes] = []  # what arrived meanwhile (a pipelined request)
+        self._partial = b""  # a whole POST's head and the first part of its body
         self._close_after = False  # the server is shutting down: close once answered
 
     # --- connection lifetime ------------------------------------------------------------------
@@ -217,7 +228,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _busy(self) -> bool:
         """A request is in progress: its headers are in and its answer is not complete."""
-        if self._direct_busy:
+        if self._direct_busy or self._partial:
             return True
         cycle = self.cycle
         return cycle is not None and not cycle.response_complete and not self._lingering
@@ -231,8 +242,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._held.append(data)
             self.flow.pause_reading()
             return
-        if not self._in_message and (self._refused_whole(data) or self._served_whole(data)):
-            return
+        if not self._in_message:
+            if self._partial:  # the rest of a POST's body (bot.http_direct)
+                data, self._partial = self._partial + data, b""
+                self._reading_headers = True
+            if self._refused_whole(data) or self._served_whole(data) or self._await_body(data):
+                return
         if self._reading_headers:
             room = self.limits.max_header_bytes - self._header_bytes
             if len(data) > room:
@@ -375,6 +390,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         held, self._held = self._held, []
         if held:
             self.data_received(b"".join(held))
+
+    def _await_body(self, data: bytes) -> bool:
+        """Keep a plain webhook POST whose body is still coming, to serve it whole once it
+        is in; False leaves ``data`` to the parser. A POST the gate refuses now is left to
+        the parser too, which answers as soon as the head is in."""
+        gate = self.gate
+        if not self.direct or (gate is not None and gate.refusing) or not self._nothing_pending():
+            return False
+        limits = self.limits
+        if not body_bytes_awaited(data, limits.max_header_bytes, limits.max_body_bytes):
+            return False
+        self._unset_keepalive_if_required()
+        self._partial = data
+        self._reading_headers = False  # the head is in: a client that stalls gets a 408
+        self._expect("body_timeout", limits.body_timeout)
+        return True
 
     def _write_direct(self, answer: bytes, close: bool) -> None:
         if self.transport.is_closing():

@@ -9,6 +9,7 @@ that holds each answer until the test releases it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -68,12 +69,18 @@ class Client:
         return await asyncio.wait_for(self.reader.read(), 5) == b""
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[HeldApp, LoopbackServer]]:
+@contextlib.asynccontextmanager
+async def serve(limits: EdgeLimits) -> AsyncIterator[tuple[HeldApp, LoopbackServer]]:
     app = HeldApp()
-    protocol = guarded_protocol(EdgeLimits(), direct=True)
+    protocol = guarded_protocol(limits, direct=True)
     async with LoopbackServer(app, http=protocol, lifespan="off") as server:
         yield app, server
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[HeldApp, LoopbackServer]]:
+    async with serve(EdgeLimits()) as pair:
+        yield pair
 
 
 async def held_at_the_app(app: HeldApp, client: Client, body: bytes) -> None:
@@ -121,6 +128,36 @@ async def test_the_app_gets_the_same_request_with_or_without_the_parser(
             ],
         }
     ] * 2
+
+
+async def test_a_body_that_comes_in_later_reads_is_served_whole(
+    served: tuple[HeldApp, LoopbackServer],
+) -> None:
+    app, server = served
+    app.release.set()
+    client = await connect(server)
+    request = post(b'{"object":"page","entry":[]}', b"Connection: keep-alive")
+    await client.send(request[:-10])  # how httpx writes: the head, then the body
+    await eventually(lambda: any(c._partial for c in _connections(server)), within=5)
+    assert not app.scopes
+    await client.send(request[-10:-4])
+    await client.send(request[-4:])
+
+    status, _, body = await client.answer()
+    assert (status, body) == (200, b'{"object":"page","entry":[]}')
+    assert [scope["headers"][-2:] for scope in app.scopes] == [
+        [(b"connection", b"keep-alive"), (b"content-length", b"28")]
+    ]
+
+
+async def test_a_body_that_stops_coming_gets_a_408_and_a_close() -> None:
+    async with serve(EdgeLimits(body_timeout=0.2)) as (app, server):
+        client = await connect(server)
+        await client.send(post(b"never all of it")[:-3])
+        status, fields, _ = await client.answer()
+        assert (status, fields[b"connection"]) == (408, b"close")
+        assert await client.closed()
+        assert not app.scopes
 
 
 async def test_a_request_sent_before_the_answer_waits_for_it(

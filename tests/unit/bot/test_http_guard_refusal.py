@@ -32,8 +32,9 @@ def post(
         post(b"X-Hub-Signature-256: sha256=" + b"0" * 64, b"content-type: application/json"),
         post(line=b"POST /webhook?probe=1 HTTP/1.1"),
         post(body=b""),
+        post(b"Connection: keep-alive"),  # HTTP/1.1's default; httpx and Node send it
     ],
-    ids=["plain", "meta-headers", "query", "empty-body"],
+    ids=["plain", "meta-headers", "query", "empty-body", "keep-alive"],
 )
 def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -> None:
     assert lone_webhook_post(request_bytes, MAX_HEADER_BYTES)
@@ -49,7 +50,8 @@ def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -
         post(b"Content-Length: 0"),  # two lengths: request smuggling is the parser's to refuse
         post(b"Expect: 100-continue"),
         post(b"Connection: close"),
-        post(b"Connection: keep-alive"),
+        post(b"Connection: keep-alive, Upgrade"),
+        post(b"Connection: keep-alive", b"Connection: keep-alive"),
         post(line=b"POST /webhook HTTP/1.0"),
         post(line=b"POST /webhooks HTTP/1.1"),
         post(line=b"POST /Webhook HTTP/1.1"),
@@ -66,7 +68,8 @@ def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -
         "two-lengths",
         "expect-continue",
         "connection-close",
-        "connection-header",
+        "connection-upgrade",
+        "two-connection-headers",
         "http-1.0",
         "other-path",
         "path-case",
