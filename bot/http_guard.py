@@ -434,7 +434,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._linger()
 
     def shutdown(self) -> None:
-        if self._direct_busy:
+        if self._direct_busy or self._partial:  # answer the request under way, then close
             self._close_after = True
             return
         super().shutdown()

@@ -98,6 +98,14 @@ async def held_at_the_app(app: HeldApp, client: Client, body: bytes) -> None:
     assert await asyncio.wait_for(app.arrived.get(), 5) == body
 
 
+async def shutting_down(server: LoopbackServer) -> asyncio.Task[None]:
+    """Start a graceful stop; returns once every connection was asked to shut down."""
+    stopping = asyncio.create_task(server.stop())
+    # uvicorn stops listening, then asks every connection to shut down, in one step.
+    await eventually(lambda: not any(s.is_serving() for s in server.server.servers), within=5)
+    return stopping
+
+
 async def connect(server: LoopbackServer) -> Client:
     return Client(*await asyncio.open_connection("127.0.0.1", server.port))
 
@@ -224,12 +232,27 @@ def test_shutdown_delivers_the_answer_in_progress_then_closes() -> None:
     async def scenario(app: HeldApp, server: LoopbackServer) -> None:
         client = await connect(server)
         await held_at_the_app(app, client, b"in flight")
-        stopping = asyncio.create_task(server.stop())
-        # uvicorn stops listening, then asks every connection to shut down, in one step.
-        await eventually(lambda: not any(s.is_serving() for s in server.server.servers), within=5)
+        stopping = await shutting_down(server)
         app.release.set()
 
         assert (await client.answer())[2] == b"in flight"
+        assert await client.closed()
+        await asyncio.wait_for(stopping, 10)
+
+    on_uvloop(scenario)
+
+
+def test_shutdown_waits_for_a_body_still_coming_then_answers_and_closes() -> None:
+    async def scenario(app: HeldApp, server: LoopbackServer) -> None:
+        app.release.set()
+        client = await connect(server)
+        request = post(b"the rest comes later")
+        await client.send(request[:-5])
+        await eventually(lambda: any(c._partial for c in _connections(server)), within=5)
+        stopping = await shutting_down(server)
+        await client.send(request[-5:])
+
+        assert (await client.answer())[2] == b"the rest comes later"
         assert await client.closed()
         await asyncio.wait_for(stopping, 10)
 
