@@ -66,8 +66,8 @@ def body_bytes_awaited(data: bytes, max_header_bytes: int, max_body_bytes: int) 
     """How many body bytes are still to come when ``data`` is the whole head and part of the
     body of such a POST, declaring at most ``max_body_bytes``; else 0.
 
-    Clients that write the head and the body separately (httpx, most HTTP libraries) are
-    read that way more often than not.
+    A client that writes the head and the body separately (httpx does) is often read that
+    way.
 
     >>> body_bytes_awaited(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{", 1024, 9)
     2
