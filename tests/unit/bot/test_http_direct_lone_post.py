@@ -1,6 +1,7 @@
-"""Which reads the edge may refuse without parsing (``bot.http_direct.lone_webhook_post``):
-only one whole plain POST; anything whose framing or connection needs the parser is left to it,
-where the 503 path handles pipelining, ``100-continue``, ``Connection: close`` and chunking."""
+"""Which reads the edge may refuse or serve without parsing (``bot.http_direct``'s
+``lone_webhook_post``): only one whole plain POST; anything whose framing or connection needs
+the parser is left to it, which handles pipelining, ``100-continue``, ``Connection: close``
+and chunking."""
 
 from __future__ import annotations
 
