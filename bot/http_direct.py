@@ -56,30 +56,22 @@ def lone_webhook_post(data: bytes, max_header_bytes: int) -> int:
     >>> lone_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{}", 1024)
     0
     """
-    head = _plain_head(data, max_header_bytes)
-    if head is None or len(data) != head[0] + head[1]:
+    framing = plain_webhook_post(data, max_header_bytes)
+    if framing is None or len(data) != sum(framing):
         return 0
-    return head[0]
+    return framing[0]
 
 
-def body_bytes_awaited(data: bytes, max_header_bytes: int, max_body_bytes: int) -> int:
-    """How many body bytes are still to come when ``data`` is the whole head and part of the
-    body of such a POST, declaring at most ``max_body_bytes``; else 0.
+def plain_webhook_post(data: bytes, max_header_bytes: int) -> tuple[int, int] | None:
+    """Where the body of a plain ``POST /webhook`` starts and its declared length, once its
+    head is in (the body may be partial, whole or followed by more); else None.
 
     A client that writes the head and the body separately (httpx does) is often read that
-    way.
+    way: ``data`` shorter than the sum is such a body still coming.
 
-    >>> body_bytes_awaited(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{", 1024, 9)
-    2
+    >>> plain_webhook_post(b"POST /webhook HTTP/1.1\\r\\nContent-Length: 3\\r\\n\\r\\n{", 1024)
+    (45, 3)
     """
-    head = _plain_head(data, max_header_bytes)
-    if head is None or head[1] > max_body_bytes:
-        return 0
-    return max(0, sum(head) - len(data))
-
-
-def _plain_head(data: bytes, max_header_bytes: int) -> tuple[int, int] | None:
-    """Where the body of a plain ``POST /webhook`` starts and its declared length."""
     after_path = data[len(_WEBHOOK_POST) : len(_WEBHOOK_POST) + 1]
     if not data.startswith(_WEBHOOK_POST) or after_path not in (b" ", b"?"):
         return None

@@ -44,9 +44,9 @@ from bot.edge_admission import AdmissionGate
 from bot.http_direct import (
     WEBHOOK_PATH,
     DirectExchange,
-    body_bytes_awaited,
     lone_webhook_post,
     parse_head,
+    plain_webhook_post,
 )
 from bot.settings import BotSettings
 
@@ -246,7 +246,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._partial:  # the rest of a POST's body (bot.http_direct)
                 data, self._partial = self._partial + data, b""
                 self._reading_headers = True
-            if self._refused_whole(data) or self._served_whole(data) or self._await_body(data):
+            if self._refused_whole(data) or self._served_whole(data):
                 return
         if self._reading_headers:
             room = self.limits.max_header_bytes - self._header_bytes
@@ -334,12 +334,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _served_whole(self, data: bytes) -> bool:
         """Serve a read that is one whole plain webhook POST without the parser or a request
-        cycle; False leaves ``data`` to the parser."""
+        cycle, or keep one whose body is still coming; False leaves ``data`` to the parser."""
         if not self.direct or not self._nothing_pending():
             return False
-        body_start = lone_webhook_post(data, self.limits.max_header_bytes)
-        parsed = parse_head(data[: body_start - 4]) if body_start else None
-        if parsed is None:
+        framing = plain_webhook_post(data, self.limits.max_header_bytes)
+        if framing is None:
+            return False
+        body_start, length = framing
+        if len(data) < body_start + length:
+            return self._await_body(data, length)
+        parsed = parse_head(data[: body_start - 4]) if len(data) == body_start + length else None
+        if parsed is None:  # a malformed head, or a next request behind this one
             return False
         query, headers = parsed
         self._unset_keepalive_if_required()
@@ -391,15 +396,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if held:
             self.data_received(b"".join(held))
 
-    def _await_body(self, data: bytes) -> bool:
-        """Keep a plain webhook POST whose body is still coming, to serve it whole once it
-        is in; False leaves ``data`` to the parser. A POST the gate refuses now is left to
-        the parser too, which answers as soon as the head is in."""
+    def _await_body(self, data: bytes, length: int) -> bool:
+        """Keep a plain webhook POST whose body (``length`` bytes) is still coming, to serve
+        it whole once it is in; False leaves ``data`` to the parser: a body over the limit,
+        or a POST the gate refuses now, which the parser answers as soon as the head is in."""
         gate = self.gate
-        if not self.direct or (gate is not None and gate.refusing) or not self._nothing_pending():
-            return False
         limits = self.limits
-        if not body_bytes_awaited(data, limits.max_header_bytes, limits.max_body_bytes):
+        if length > limits.max_body_bytes or (gate is not None and gate.refusing):
             return False
         self._unset_keepalive_if_required()
         self._partial = data
