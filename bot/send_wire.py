@@ -23,12 +23,23 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from bot.metrics import SEND_ERROR_CODES, error_code_label
 from bot.retry import ErrorClass, classify_graph_error
 
 MAX_DETAIL = 2000  # characters of an error body kept for the log line
+
+# What ``urllib.parse.quote_plus(text, safe="")`` does to each UTF-8 byte, as a table for
+# ``str.translate``, which runs in C: ``urlencode`` quotes byte by byte in Python, and a
+# busy outbox form-encodes every reply that joins a Graph batch.
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_FORM_QUOTE = {
+    byte: "+" if byte == 0x20 else chr(byte) if byte in _UNRESERVED else f"%{byte:02X}"
+    for byte in range(256)
+}
+# Compact encoders, built once: ``json.dumps`` with options builds a new one per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps_call = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 class UnencodableCall(ValueError):
@@ -95,8 +106,7 @@ def encode_call(fields: dict[str, Any]) -> bytes:
     bot.send_wire.UnencodableCall: UnicodeEncodeError at character 20 of the JSON body
     """
     try:
-        text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return text.encode()
+        return _dumps_call(fields).encode()
     except UnicodeEncodeError as exc:
         reason = f"UnicodeEncodeError at character {exc.start} of the JSON body"
         raise UnencodableCall(reason) from exc
@@ -115,10 +125,20 @@ def batch_item(page_id: str, fields: dict[str, Any], proof: str | None = None) -
     """One batch entry: a form-encoded body whose object values are JSON. No token: the
     batch's own ``access_token`` applies to every entry. ``proof`` (``appsecret_proof``) is
     repeated per entry because "Require App Secret" checks every call (reference §5.1)."""
-    form = {k: v if isinstance(v, str) else _dumps(v) for k, v in fields.items()}
+    form = [(k, v if isinstance(v, str) else _dumps(v)) for k, v in fields.items()]
     if proof:
-        form["appsecret_proof"] = proof
-    return {"method": "POST", "relative_url": f"{page_id}/messages", "body": urlencode(form)}
+        form.append(("appsecret_proof", proof))
+    body = "&".join(f"{form_quote(k)}={form_quote(v)}" for k, v in form)
+    return {"method": "POST", "relative_url": f"{page_id}/messages", "body": body}
+
+
+def form_quote(text: str) -> str:
+    """``text`` as a form value: ``urllib.parse.quote_plus(text, safe="")``, faster.
+
+    >>> form_quote('{"text":"hé & ~"}')
+    '%7B%22text%22%3A%22h%C3%A9+%26+~%22%7D'
+    """
+    return text.encode().decode("latin-1").translate(_FORM_QUOTE)
 
 
 def batch_body(items: list[dict[str, str]], credentials: dict[str, str]) -> bytes:
@@ -223,10 +243,6 @@ def _malformed(detail: str, http_status: int | None = None) -> Answer:
         label="malformed",
         detail=detail,
     )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _json_or_none(content: bytes | str) -> Any:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.jsonlog import Redactor
 from bot.retry import ErrorClass
@@ -18,6 +20,7 @@ from bot.send_wire import (
     decode_answer,
     decode_batch,
     encode_call,
+    form_quote,
     log_detail,
     single_body,
 )
@@ -45,6 +48,27 @@ def test_a_batch_entry_is_a_form_body_with_json_values_and_no_token() -> None:
     assert json.loads(form["message"]) == {"text": "hé & = ?"}
     assert (form["messaging_type"], form["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
     assert "access_token" not in form
+
+
+# Any text a reply can carry: every code point but the lone surrogates encode_call refuses.
+_sendable_text = st.text(st.characters(blacklist_categories=["Cs"]))
+
+
+@given(_sendable_text)
+def test_form_quoting_is_the_standard_quote_plus(text: str) -> None:
+    assert form_quote(text) == quote_plus(text, safe="")
+
+
+@given(_sendable_text, st.none() | st.text(alphabet="0123456789abcdef", min_size=1))
+def test_a_batch_entry_body_is_what_urlencode_gives(text: str, proof: str | None) -> None:
+    fields = call_fields(USER, {"text": text, "metadata": "mhb1:7:" + text}, "RESPONSE", None)
+    form = {
+        k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+        for k, v in fields.items()
+    }
+    if proof:
+        form["appsecret_proof"] = proof
+    assert batch_item(PAGE, fields, proof)["body"] == urlencode(form)
 
 
 def test_the_batch_body_carries_credentials_once_and_asks_for_no_headers() -> None:
