@@ -60,6 +60,15 @@ def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -
         post(length=False),
         post(b"Content-Length: 1x", length=False),
         post().replace(b"\r\n\r\n", b"\r\n"),  # no end of headers
+        # What the parser answers with a 400 is never refused (503) or served without it.
+        post(line=b"POST /webhook http/1.1"),
+        post(line=b"POST /webhook?a b HTTP/1.1"),
+        post(line=b"POST /webhook?a=\x01 HTTP/1.1"),
+        post(b"X-A: \x01"),
+        post(b"X-A: a\x7fb"),
+        post(b"X-A: a\nb"),
+        # The parser cuts a fragment from the query string: its scope, not ours.
+        post(line=b"POST /webhook?a=1#f HTTP/1.1"),
     ],
     ids=[
         "partial-body",
@@ -78,6 +87,13 @@ def test_one_whole_plain_post_is_refused_without_parsing(request_bytes: bytes) -
         "no-length",
         "bad-length",
         "headers-unfinished",
+        "version-case",
+        "space-in-target",
+        "control-in-target",
+        "control-in-value",
+        "del-in-value",
+        "bare-lf",
+        "fragment",
     ],
 )
 def test_anything_else_is_left_to_the_parser(request_bytes: bytes) -> None:
