@@ -257,7 +257,8 @@ class BotMetrics:
         self.worker_limit = Gauge(
             "bot_worker_limit_events",
             "Events allowed in progress now: the adaptive limit between WORKER_MIN_CONCURRENCY "
-            "and WORKER_CONCURRENCY, lowered while the event loop lags or acks slow down.",
+            "(WORKER_OVERLOAD_CONCURRENCY while the edge refuses) and WORKER_CONCURRENCY, "
+            "lowered while the event loop lags or acks slow down.",
             registry=registry,
         )
         self.send_requests = Counter(

@@ -161,6 +161,13 @@ class BotSettings(BaseSettings):
     # (bench/README.md, "2026-11-30 at 22:00"). Off by default: the acks' 50 ms target
     # comes first. At most WORKER_MIN_CONCURRENCY (0, the default) turns it off.
     worker_catch_up_concurrency: int = Field(default=0, ge=0, alias="WORKER_CATCH_UP_CONCURRENCY")
+    # While the edge refuses a flood, events in progress never drop below this (nor below
+    # WORKER_MIN_CONCURRENCY): the replies keep their pace and the cheap 503s share the rest
+    # of the core. Higher gives the flood's replies more of the core and its answers less: at
+    # 4,000 POSTs/s on a slow core, 32 (half the ceiling, the old default) put the p99 answer at
+    # 1.5-5.0 s, 16 at 0.6-0.75 s for about a tenth fewer replies/s (bench/README.md,
+    # "2026-12-02 at 14:00").
+    worker_overload_concurrency: int = Field(default=16, ge=1, alias="WORKER_OVERLOAD_CONCURRENCY")
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the
     # disk's pace does not depend on how many events are in progress.

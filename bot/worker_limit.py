@@ -14,10 +14,15 @@ the acks. While the edge refuses new POSTs (``hold(True)``, see ``bot.edge_admis
 answers are cheap 503s and starving the workers protects nothing: the limit then ignores
 the ack durations (the few accepted POSTs wait behind a loaded commit; halving on them
 starved the workers to the floor) and never goes below ``overload_floor`` (half the ceiling
-by default), so the core goes to the accepted work. The lag target still holds: the 503s'
-turnaround follows the loop's iterations. Measured at 4,000 POSTs/s over 64 connections
-(ceiling 64): a floor of 64, or twice the lag target, put the p99 of every answer at 1-6 s;
-32 gave ~775 replies/s at a p99 of 0.25-0.3 s, 16 ~650 replies/s at 0.1 s.
+by default; the bot passes ``WORKER_OVERLOAD_CONCURRENCY``), so the core goes to the accepted
+work. The lag target still holds: the 503s' turnaround follows the loop's iterations, and a
+client that does not pipeline gets at most one answer per connection per iteration. Letting
+the limit fall to ``floor`` whenever an iteration passed 10 ms did not shorten the answers
+(p99 0.65-4.1 s against 0.66-0.75 s for a fixed 16, 4 turns each). Measured
+at 4,000 POSTs/s over 64 connections (ceiling 64): a floor of 64, or twice the lag target,
+put the p99 of every answer at 1-6 s; on a fast core 32 gave ~775 replies/s at a p99 of
+0.25-0.3 s and 16 ~650 replies/s at 0.1 s, on a slow one 32 gave 712-902 replies/s at a p99
+of 1.5-5.0 s and 16 572-958 replies/s at 0.6-0.75 s.
 
 Near full load a busy loop lags most of the time, so the limit sits at ``floor`` and the floor
 sets the pace; when that pace is a little under the arrival rate the backlog grows although

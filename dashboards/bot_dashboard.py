@@ -342,6 +342,7 @@ def _inbox() -> list[PanelBuilder]:
             "waiting for their commit) against the adaptive worker limit, and those inside "
             "their handler right now. In progress pinned at the limit while pending grows: "
             "the limit, not the CPU, sets the pace (WORKER_MIN_CONCURRENCY under load; "
+            "WORKER_OVERLOAD_CONCURRENCY while the edge refuses a flood; "
             "WORKER_CATCH_UP_CONCURRENCY, if set, while it falls behind a steady load).",
             "short",
             [

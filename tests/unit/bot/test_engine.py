@@ -829,6 +829,33 @@ async def test_slow_acks_slow_the_workers_down_but_never_stop_them() -> None:
     await h.pool.stop(grace=1)
 
 
+async def test_while_the_edge_refuses_the_workers_keep_the_overload_concurrency() -> None:
+    h = Harness(worker_concurrency=16, worker_min_concurrency=2, worker_overload_concurrency=12)
+    await h.pool.start()
+
+    def lagging() -> int:
+        blocked_until = time.perf_counter() + 0.02
+        while time.perf_counter() < blocked_until:  # a CPU hog holding the event loop
+            pass
+        return h.pool.limit
+
+    await wait_for(lambda: lagging() < 12)  # the lag halves the limit towards its floor, 2
+    h.pool.set_overloaded(True)  # a flood: the 503s are cheap, the replies keep their pace
+    assert h.pool.limit == 12  # at once (half the ceiling, 8, is not the setting)
+    hogs = 0
+
+    def lagging_a_while() -> bool:  # long enough to halve 12 down to 2 without the flood
+        nonlocal hogs
+        hogs += 1
+        return lagging() < 12 or hogs >= 10
+
+    await wait_for(lagging_a_while)
+    assert h.pool.limit >= 12  # the lag no longer takes it lower
+    h.pool.set_overloaded(False)
+    await wait_for(lambda: lagging() < 12)
+    await h.pool.stop(grace=1)
+
+
 async def test_an_echo_for_a_reply_in_back_off_settles_it_instead_of_a_second_send(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
