@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 WEBHOOK_PATH = b"/webhook"
 _WEBHOOK_POST = b"POST " + WEBHOOK_PATH
@@ -131,7 +132,7 @@ def _single_value(head: bytes, name: bytes) -> bytes | None:
 def parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
     """The query string and ASGI headers (lower-case names) of a head that
     ``plain_webhook_post`` took (without its final blank line), or None when a header line
-    is malformed. Values keep their trailing whitespace, as httptools hands them over."""
+    is malformed. A value loses its trailing blanks if the installed uvicorn drops them."""
     lines = head.split(b"\r\n")
     query = lines[0].split(b" ", 2)[1].partition(b"?")[2]
     headers: list[tuple[bytes, bytes]] = []
@@ -139,8 +140,21 @@ def parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         name, colon, value = line.partition(b":")
         if not colon or not name or name.translate(None, _TOKEN):
             return None
-        headers.append((name.lower(), value.lstrip(b" \t")))
+        value = value.strip(b" \t") if _PARSER_STRIPS_TRAILING_BLANKS else value.lstrip(b" \t")
+        headers.append((name.lower(), value))
     return query, headers
+
+
+def parser_strips_trailing_blanks() -> bool:
+    """Whether the installed uvicorn drops the blanks after a header value (0.55 does, as RFC
+    9110 leaves them out of the value; earlier versions kept what httptools hands over).
+    Asked once: the shorter way must hand the app the same headers as the parser."""
+    probe = SimpleNamespace(headers=[], expect_100_continue=False)
+    HttpToolsProtocol.on_header(probe, b"x", b"v \t")  # type: ignore[arg-type]
+    return bool(probe.headers == [(b"x", b"v")])
+
+
+_PARSER_STRIPS_TRAILING_BLANKS = parser_strips_trailing_blanks()
 
 
 class DirectExchange:

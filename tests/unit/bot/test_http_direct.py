@@ -335,7 +335,7 @@ async def _status_line(server: LoopbackServer, request: bytes) -> bytes:
 def test_the_shorter_way_answers_every_head_as_the_parser_does() -> None:
     """Same status, and the app handed the same request or none: what the parser refuses
     (a control byte, a lower-case version, a space in the target...) never reaches the app
-    by the shorter way, and what it takes looks the same (values keep trailing blanks)."""
+    by the shorter way, and what it takes looks the same (trailing blanks as uvicorn keeps them)."""
     body = b'{"object":"page"}'
     requests = [
         b"\r\n".join([line, b"Host: bot", *([extra] if extra else []), b"Content-Length: 17"])
