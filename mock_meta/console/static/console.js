@@ -278,6 +278,14 @@ function toggle(id) {
   return (ev) => { if (ev.target.open) state.open.add(id); else state.open.delete(id); };
 }
 
+// A details element's "toggle" event comes a task after its click: a rebuild in between would
+// build it closed again. So read what is open now from the panel being replaced.
+function keepOpenState(container) {
+  for (const el of container.querySelectorAll("details[data-open-key]")) {
+    if (el.open) state.open.add(el.dataset.openKey); else state.open.delete(el.dataset.openKey);
+  }
+}
+
 function renderDeliveries() {
   const snap = state.snap;
   const data = [snap.deliveries, snap.config.pages, snap.alerts, snap.profile, snap.clock.frozen];
@@ -308,11 +316,12 @@ function renderDeliveries() {
       ? h("ul", { "aria-label": "Alerts" }, snap.alerts.map((a) =>
         h("li", { class: `alert ${a.kind}` }, `${fmtTime(a.at)} ${a.kind}: ${a.message}`)))
       : h("p", { class: "muted" }, "No alerts."));
+  keepOpenState($("delivery-list"));
   const rows = snap.deliveries.map((d) => {
     const last = d.attempts[d.attempts.length - 1];
     const id = `d:${d.delivery_id}`;
     return h("details", { class: `delivery state-${d.state}`, open: state.open.has(id), ontoggle: toggle(id),
-      dataset: { delivery: d.delivery_id, state: d.state } },
+      dataset: { delivery: d.delivery_id, state: d.state, openKey: id } },
       h("summary", {},
         h("span", { class: `badge ${d.state}` }, d.state),
         ` ${d.delivery_id} ${d.event_type} → app ${d.app_id}`, d.psid ? ` (user ${d.psid})` : "",
@@ -342,12 +351,13 @@ function renderDeliveries() {
 
 function renderSends() {
   if (!changed("sends", state.snap.sends)) return;
+  keepOpenState($("send-list"));
   const rows = state.snap.sends.map((s) => {
     const err = s.response && s.response.error;
     const id = `s:${s.seq}`;
     const what = s.message ? (s.message.text ? `“${s.message.text}”` : "attachment/template") : s.sender_action;
     return h("details", { class: `send ${s.ok ? "ok" : "failed"}`, open: state.open.has(id), ontoggle: toggle(id),
-      dataset: { ok: s.ok ? "true" : "false", retry: s.retry_of ? "true" : "false" } },
+      dataset: { ok: s.ok ? "true" : "false", retry: s.retry_of ? "true" : "false", openKey: id } },
       h("summary", {},
         h("span", { class: `badge ${s.ok ? "delivered" : "dropped"}` }, s.ok ? `${s.status} OK` : `${s.status} error ${s.error_code}`),
         ` #${s.seq} ${fmtTime(s.at)} ${s.kind} to ${s.psid}: ${what}`,
