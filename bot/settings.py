@@ -166,7 +166,7 @@ class BotSettings(BaseSettings):
     # of the core. Higher gives the flood's replies more of the core and its answers less: at
     # 4,000 POSTs/s on a slow core, 32 (half the ceiling, the old default) put the p99 answer at
     # 1.5-5.0 s, 16 at 0.6-0.75 s for about a tenth fewer replies/s (bench/README.md,
-    # "2026-12-02 at 14:00").
+    # "2026-12-02 at 13:30").
     worker_overload_concurrency: int = Field(default=16, ge=1, alias="WORKER_OVERLOAD_CONCURRENCY")
     # The ack budget: how much slower than the fastest recent ack an ack may get before fewer
     # events run at once (bot.worker_limit). The ack's wait for its commit is left out: the
