@@ -75,10 +75,15 @@ class BotSettings(BaseSettings):
     # this many seconds of the recent finishing rate (never fewer than the floor), webhook POSTs
     # get a fast 503 + Retry-After and Meta delivers them again. Spike protection, not
     # capacity: Meta disables a subscription after about an hour of failures. 0 turns it off.
-    # 5 s, the reply SLO: at 2 s, a loaded machine's hiccups made a bot running below its
-    # capacity (780/s) refuse in 4 of 8 steps; at 5 s in none of 5.
+    # 2.5 s, half the reply SLO. At 4,000 POSTs/s, 2.5 instead of 5 shortened the flood's
+    # first seconds, when every POST is let in: its p99 answer went from 0.54-1.09 s to
+    # 0.12-0.26 s, with slightly more replies/s (6 turns), and at 750 and 900 events/s,
+    # below capacity, neither refused (4 turns at each; bench/README.md, "2026-12-02 at
+    # 13:30").
+    # Lower is not free: at 2 s, a loaded machine's hiccups once made a bot running below its
+    # capacity (780/s) refuse in 4 of 8 steps.
     webhook_backlog_limit_seconds: float = Field(
-        default=5.0, ge=0, alias="WEBHOOK_BACKLOG_LIMIT_SECONDS"
+        default=2.5, ge=0, alias="WEBHOOK_BACKLOG_LIMIT_SECONDS"
     )
     webhook_backlog_floor_events: int = Field(
         default=500, ge=1, alias="WEBHOOK_BACKLOG_FLOOR_EVENTS"
