@@ -112,7 +112,7 @@ class Engine:
         self._limit = AdaptiveLimit(
             concurrency,
             floor=min(settings.worker_min_concurrency, concurrency),
-            overload_floor=min(settings.worker_overload_concurrency, concurrency),
+            overload_floor=settings.worker_overload_concurrency,  # clamped by AdaptiveLimit
             catch_up_floor=settings.worker_catch_up_concurrency,
             lag_target=lag_target or 0.0,
             ack_margin=settings.ack_budget_seconds,

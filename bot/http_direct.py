@@ -140,8 +140,7 @@ def parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         name, colon, value = line.partition(b":")
         if not colon or not name or name.translate(None, _TOKEN):
             return None
-        value = value.strip(b" \t") if _PARSER_STRIPS_TRAILING_BLANKS else value.lstrip(b" \t")
-        headers.append((name.lower(), value))
+        headers.append((name.lower(), _strip_value(value, b" \t")))
     return query, headers
 
 
@@ -154,7 +153,7 @@ def parser_strips_trailing_blanks() -> bool:
     return bool(probe.headers == [(b"x", b"v")])
 
 
-_PARSER_STRIPS_TRAILING_BLANKS = parser_strips_trailing_blanks()
+_strip_value = bytes.strip if parser_strips_trailing_blanks() else bytes.lstrip
 
 
 class DirectExchange:
