@@ -124,9 +124,7 @@ class AdmissionGate:
             return
         self._bound_gauge.set(self.admission.observe(completed=source.completed, now=now))
         self._backlog_gauge.set(source.backlog)
-        self._reply_bound_gauge.set(
-            self.replies.observe(completed=source.replies_settled, now=now)
-        )
+        self._reply_bound_gauge.set(self.replies.observe(completed=source.replies_settled, now=now))
         self._reply_backlog_gauge.set(source.replies_ready)
         overloaded = self.refusing
         if overloaded != self._overloaded:

@@ -414,7 +414,7 @@ def _inbox() -> list[PanelBuilder]:
             "Dead letters",
             "Events moved to the dead-letter store after their last failed attempt, by kind "
             "(count per interval). Inspect with `messenger-bot dead-letters list`. "
-            "\"step failed\": engine steps that raised outside a handler (a store down, a "
+            '"step failed": engine steps that raised outside a handler (a store down, a '
             "bug; the log has the traceback): that work backs off and tries again.",
             "short",
             [
